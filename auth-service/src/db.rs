@@ -1,0 +1,362 @@
+//! All SQL of auth-service. Each function is one statement or one `BEGIN IMMEDIATE`
+//! transaction; nothing is acknowledged to a caller before its commit.
+
+use bookstore_common::sqlite::{self, Database};
+use sqlx::{sqlite::SqliteRow, FromRow, Row};
+
+use crate::{
+    error::{Error, Result},
+    throttle::{Counter, Scope},
+};
+
+/// auth-service's database handle (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Db(Database);
+
+/// A row of `users`.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub admin: bool,
+    pub create_time: i64,
+}
+
+/// A row of `signing_keys`.
+#[derive(Debug, Clone, FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub private_key: Vec<u8>,
+    pub create_time: i64,
+    pub retire_time: Option<i64>,
+}
+
+/// What a refresh-token rotation found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is now spent and its successor stored. Holds the user id and
+    /// the family's absolute expiry.
+    Rotated { user_id: String, expire_time: i64 },
+    /// Unknown, revoked or expired.
+    Invalid,
+    /// Already spent: the family has now been revoked.
+    Reused,
+}
+
+const USER_COLUMNS: &str = "id, username, password_hash, admin, create_time";
+
+impl Db {
+    /// Opens the database at `url` (created if missing) and runs the embedded migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Db(
+            Database::connect(url, &sqlx::migrate!("./migrations")).await?
+        ))
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.0.close().await;
+    }
+
+    /// The named 32-byte server secret (made on first use).
+    pub async fn secret(&self, name: &str) -> Result<[u8; 32]> {
+        Ok(self.0.secret(name).await?)
+    }
+
+    // ---- users ----
+
+    /// Stores a new user; a taken username is [`Error::UsernameTaken`].
+    pub async fn insert_user(&self, user: &UserRow) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, admin, create_time)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.admin)
+        .bind(user.create_time)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if sqlite::is_unique_violation(&e) => return Err(Error::UsernameTaken),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user called `username` (already lower-case).
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(username)
+            .fetch_optional(&self.0.reader)
+            .await?)
+    }
+
+    /// The user with id `id`.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.0.reader)
+            .await?)
+    }
+
+    /// Makes `username` an admin; false when there is no such user.
+    pub async fn promote(&self, username: &str) -> Result<bool> {
+        let mut tx = self.0.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET admin = 1 WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Up to `limit` users after the keyset position `after` (create_time, id), oldest first.
+    pub async fn list_users(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<UserRow>> {
+        let (time, id) = after.unwrap_or((i64::MIN, String::new()));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > (?, ?)
+             ORDER BY create_time, id LIMIT ?"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(time)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.0.reader)
+            .await?)
+    }
+
+    /// Replaces the user's password hash and revokes every refresh token of the user, in one
+    /// transaction.
+    pub async fn change_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- signing keys ----
+
+    /// Every signing key, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRow>> {
+        Ok(sqlx::query_as(
+            "SELECT kid, private_key, create_time, retire_time FROM signing_keys
+             ORDER BY create_time DESC, rowid DESC",
+        )
+        .fetch_all(&self.0.reader)
+        .await?)
+    }
+
+    /// Adds `key` as the active key. With `only_if_none`, does nothing when a key exists
+    /// (first start); otherwise retires the current key (rotation).
+    pub async fn add_signing_key(&self, key: &KeyRow, only_if_none: bool) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys")
+            .fetch_one(&mut *tx)
+            .await?;
+        if only_if_none && existing > 0 {
+            return Ok(());
+        }
+        sqlx::query("UPDATE signing_keys SET retire_time = ? WHERE retire_time IS NULL")
+            .bind(key.create_time)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, create_time, retire_time)
+             VALUES (?, ?, ?, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_key)
+        .bind(key.create_time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- refresh tokens ----
+
+    /// Stores the first token of a new family.
+    pub async fn insert_refresh_token(
+        &self,
+        token_hash: &str,
+        family_id: &str,
+        user_id: &str,
+        expire_time: i64,
+    ) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(family_id)
+        .bind(user_id)
+        .bind(expire_time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spends the token `old_hash` and stores `new_hash` in its family, or revokes the family
+    /// when `old_hash` was already spent. One transaction, so two racing refreshes of one token
+    /// cannot both succeed.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<Rotation> {
+        let mut tx = self.0.begin_write().await?;
+        let row: Option<SqliteRow> = sqlx::query(
+            "SELECT family_id, user_id, expire_time, spent, revoked FROM refresh_tokens
+             WHERE token_hash = ?",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let family: String = row.try_get("family_id")?;
+        let user_id: String = row.try_get("user_id")?;
+        let expire_time: i64 = row.try_get("expire_time")?;
+        if row.try_get::<bool, _>("revoked")? || now >= expire_time {
+            return Ok(Rotation::Invalid);
+        }
+        if row.try_get::<bool, _>("spent")? {
+            sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
+                .bind(&family)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Rotation::Reused);
+        }
+        sqlx::query("UPDATE refresh_tokens SET spent = 1 WHERE token_hash = ?")
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(new_hash)
+        .bind(&family)
+        .bind(&user_id)
+        .bind(expire_time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated {
+            user_id,
+            expire_time,
+        })
+    }
+
+    /// Revokes the family of the token `token_hash` (nothing when unknown).
+    pub async fn revoke_family(&self, token_hash: &str) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked = 1 WHERE family_id =
+               (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)",
+        )
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- login throttle ----
+
+    /// The counter of `key` in `scope` (zero when none is stored).
+    pub async fn throttle_counter(&self, scope: Scope, key: &str) -> Result<Counter> {
+        Ok(read_counter(&self.0.reader, scope, key).await?)
+    }
+
+    /// Applies `update` to each (scope, key) counter and stores the results, in one
+    /// transaction.
+    pub async fn update_throttle_counters(
+        &self,
+        keys: &[(Scope, String)],
+        update: impl Fn(Scope, &mut Counter),
+    ) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        for (scope, key) in keys {
+            let mut counter = read_counter(&mut *tx, *scope, key).await?;
+            update(*scope, &mut counter);
+            sqlx::query(
+                "INSERT INTO login_throttle
+                   (scope, key, window_start, failures, lockouts, locked_until)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (scope, key) DO UPDATE SET
+                   window_start = excluded.window_start, failures = excluded.failures,
+                   lockouts = excluded.lockouts, locked_until = excluded.locked_until",
+            )
+            .bind(scope.as_str())
+            .bind(key)
+            .bind(counter.window_start)
+            .bind(counter.failures)
+            .bind(counter.lockouts)
+            .bind(counter.locked_until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the counter of `key` in `scope`.
+    pub async fn delete_throttle_counter(&self, scope: Scope, key: &str) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        sqlx::query("DELETE FROM login_throttle WHERE scope = ? AND key = ?")
+            .bind(scope.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn read_counter<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    scope: Scope,
+    key: &str,
+) -> Result<Counter, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT window_start, failures, lockouts, locked_until FROM login_throttle
+         WHERE scope = ? AND key = ?",
+    )
+    .bind(scope.as_str())
+    .bind(key)
+    .fetch_optional(executor)
+    .await?;
+    row.map_or(Ok(Counter::default()), |r| {
+        Ok(Counter {
+            window_start: r.try_get("window_start")?,
+            failures: r.try_get("failures")?,
+            lockouts: r.try_get("lockouts")?,
+            locked_until: r.try_get("locked_until")?,
+        })
+    })
+}

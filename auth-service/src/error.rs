@@ -1,0 +1,93 @@
+//! What callers of auth-service can be told, and the one place it becomes a gRPC status.
+
+use std::time::Duration;
+
+use bookstore_common::{error, error::Violations, sqlite};
+use tonic::{Code, Status};
+
+/// ErrorInfo domain of every auth-service error.
+pub const DOMAIN: &str = "auth-service";
+
+/// The same words for an unknown user and a wrong password, so neither can be told apart.
+pub const BAD_CREDENTIALS: &str = "invalid username or password";
+
+/// An auth-service failure, as the caller sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request breaks field rules (every violation listed).
+    #[error("invalid request")]
+    Invalid(Violations),
+    /// Unknown user or wrong password.
+    #[error("{BAD_CREDENTIALS}")]
+    BadCredentials,
+    /// Too many failed logins; come back after the delay.
+    #[error("too many failed logins")]
+    Throttled(Duration),
+    /// Register with a taken username.
+    #[error("username is taken")]
+    UsernameTaken,
+    /// A refresh token that is unknown, spent, revoked or expired.
+    #[error("refresh token is invalid or expired")]
+    BadRefreshToken,
+    /// The user named by a valid token, or by an admin command, does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// The caller is not an admin.
+    #[error("admin role required")]
+    NotAdmin,
+    /// A database failure: busy becomes UNAVAILABLE, anything else INTERNAL (text logged only).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Any other unexpected failure (logged, never sent).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::Invalid(v) => v.into_status(DOMAIN),
+            Error::BadCredentials => error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "INVALID_CREDENTIALS",
+                BAD_CREDENTIALS,
+            ),
+            Error::Throttled(after) => error::throttled(
+                DOMAIN,
+                "LOGIN_THROTTLED",
+                "too many failed logins; try again later",
+                after,
+            ),
+            Error::UsernameTaken => error::status(
+                Code::AlreadyExists,
+                DOMAIN,
+                "USERNAME_TAKEN",
+                "username is already taken",
+            ),
+            Error::BadRefreshToken => error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "REFRESH_TOKEN_INVALID",
+                "refresh token is invalid, spent, revoked or expired; log in again",
+            ),
+            Error::UserNotFound => error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "USER_NOT_FOUND",
+                "user not found",
+            ),
+            Error::NotAdmin => error::status(
+                Code::PermissionDenied,
+                DOMAIN,
+                "ADMIN_REQUIRED",
+                "this RPC is for admins only",
+            ),
+            Error::Database(e) => sqlite::database_status(DOMAIN, &e),
+            Error::Internal(e) => error::internal(DOMAIN, &e),
+        }
+    }
+}
+
+/// Result of auth-service operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,32 @@
+//! auth-service: registers users, checks passwords and issues tokens.
+//!
+//! Layout:
+//! - [`config`]: flags and environment variables (`Cli`, `Config`) and the injectable clock.
+//! - [`startup`]: builds the state and serves; used by `main`, `bookstore up` and tests.
+//! - [`service`]: thin gRPC handlers for AuthService and UserService.
+//! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
+//! - [`password`]: password policy and argon2id hashing on the bounded blocking pool.
+//! - [`throttle`]: the three layers of failed-login throttling.
+//! - [`keys`]: Ed25519 signing keys (created on first start, rotation, publication).
+//! - [`tokens`]: issuing access tokens and refresh tokens.
+//! - [`db`]: every SQL statement.
+//! - [`error`]: what a caller can be told, mapped to gRPC statuses in one place.
+//!
+//! A Login flows: `service::Handlers::login` validates → `accounts::Accounts::login` checks the
+//! throttle, verifies the password (against a dummy hash for unknown users), records the
+//! outcome, stores a new refresh-token family and signs an access token. UserService calls pass
+//! the shared `bookstore_common::auth::Authenticator` interceptor first.
+
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod startup;
+pub mod throttle;
+pub mod tokens;
+
+pub use config::{Cli, Config};
+pub use startup::serve;

@@ -1,0 +1,218 @@
+//! Thin gRPC handlers: validate the request (every field violation at once), call one
+//! [`Accounts`] method, convert the result. No business rule lives here.
+
+use bookstore_common::{
+    auth::claims,
+    error::Violations,
+    paging::{self, PageTokens},
+    proto::auth::{
+        auth_service_server::AuthService, user_service_server::UserService, ChangePasswordRequest,
+        ChangePasswordResponse, GetCurrentUserRequest, GetCurrentUserResponse, GetJwksRequest,
+        GetJwksResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
+        LogoutRequest, LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
+        RegisterResponse, User,
+    },
+    timestamp,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    accounts::{check_new_account, normalize_username, Accounts},
+    db::UserRow,
+    error::{Error, DOMAIN},
+    tokens::TokenPair,
+};
+
+/// `token_type` of every token response.
+const TOKEN_TYPE: &str = "Bearer";
+
+/// Implements both gRPC services over one [`Accounts`].
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    /// The work.
+    pub accounts: Accounts,
+    /// ListUsers page tokens.
+    pub page_tokens: PageTokens,
+}
+
+fn user(row: &UserRow) -> User {
+    User {
+        id: row.id.clone(),
+        username: row.username.clone(),
+        admin: row.admin,
+        create_time: Some(timestamp(row.create_time)),
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for Handlers {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let RegisterRequest { username, password } = request.into_inner();
+        let username = normalize_username(&username);
+        let mut violations = Violations::default();
+        check_new_account(
+            &mut violations,
+            Some(("username", &username)),
+            ("password", &password),
+        );
+        violations.check(DOMAIN)?;
+        let row = self.accounts.register(username, password, false).await?;
+        Ok(Response::new(RegisterResponse {
+            user: Some(user(&row)),
+        }))
+    }
+
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
+        let LoginRequest { username, password } = request.into_inner();
+        let mut violations = Violations::default();
+        if username.trim().is_empty() {
+            violations.add("username", "is required");
+        }
+        if password.is_empty() {
+            violations.add("password", "is required");
+        }
+        violations.check(DOMAIN)?;
+        let (row, pair) = self
+            .accounts
+            .login(&normalize_username(&username), password, peer)
+            .await?;
+        let TokenPair {
+            access_token,
+            expires_in,
+            refresh_token,
+            refresh_expires_in,
+        } = pair;
+        Ok(Response::new(LoginResponse {
+            access_token,
+            token_type: TOKEN_TYPE.into(),
+            expires_in,
+            refresh_token,
+            refresh_expires_in,
+            user: Some(user(&row)),
+        }))
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<RefreshTokenRequest>,
+    ) -> Result<Response<RefreshTokenResponse>, Status> {
+        let token = request.into_inner().refresh_token;
+        if token.is_empty() {
+            return Err(Error::BadRefreshToken.into());
+        }
+        let (row, pair) = self.accounts.refresh(&token).await?;
+        let TokenPair {
+            access_token,
+            expires_in,
+            refresh_token,
+            refresh_expires_in,
+        } = pair;
+        Ok(Response::new(RefreshTokenResponse {
+            access_token,
+            token_type: TOKEN_TYPE.into(),
+            expires_in,
+            refresh_token,
+            refresh_expires_in,
+            user: Some(user(&row)),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        let token = request.into_inner().refresh_token;
+        if !token.is_empty() {
+            self.accounts.logout(&token).await?;
+        }
+        Ok(Response::new(LogoutResponse {}))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        Ok(Response::new(GetJwksResponse {
+            keys: self.accounts.keys.jwks(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for Handlers {
+    async fn get_current_user(
+        &self,
+        request: Request<GetCurrentUserRequest>,
+    ) -> Result<Response<GetCurrentUserResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let row = self.accounts.user(&caller.sub).await?;
+        Ok(Response::new(GetCurrentUserResponse {
+            user: Some(user(&row)),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let ChangePasswordRequest {
+            current_password,
+            new_password,
+        } = request.into_inner();
+        let mut violations = Violations::default();
+        if current_password.is_empty() {
+            violations.add("current_password", "is required");
+        }
+        check_new_account(&mut violations, None, ("new_password", &new_password));
+        violations.check(DOMAIN)?;
+        self.accounts
+            .change_password(&caller.sub, current_password, new_password)
+            .await?;
+        Ok(Response::new(ChangePasswordResponse {}))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        if !caller.admin {
+            return Err(Error::NotAdmin.into());
+        }
+        let ListUsersRequest {
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let mut violations = Violations::default();
+        let size = paging::page_size(page_size);
+        if size.is_none() {
+            violations.add("page_size", "must not be negative");
+        }
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let cursor = self.page_tokens.decode(&page_token, "");
+            if cursor.is_none() {
+                violations.add("page_token", "is not a page token of this list");
+            }
+            cursor
+        };
+        violations.check(DOMAIN)?;
+        let size = size.unwrap_or(paging::DEFAULT_PAGE_SIZE);
+        let (rows, next) = self.accounts.list_users(after, size).await?;
+        Ok(Response::new(ListUsersResponse {
+            users: rows.iter().map(user).collect(),
+            next_page_token: next
+                .map(|c| self.page_tokens.encode(&c, ""))
+                .unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,255 @@
+//! Serving plumbing shared by both services: explicit HTTP/2 and connection limits, health and
+//! reflection, one log line per call, and graceful shutdown. Also the `healthcheck` client.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{server::TcpIncoming, Server},
+};
+use tonic_health::{pb::health_client::HealthClient, server::HealthReporter, ServingStatus};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::FILE_DESCRIPTOR_SET;
+
+/// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Requests one connection may have in flight; more are shed with UNAVAILABLE.
+pub const CONCURRENCY_PER_CONNECTION: usize = 128;
+/// Streams a peer may make us reset before the connection is closed (CVE-2023-44487 class).
+pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Longest any call may run before it is answered CANCELLED (a client's shorter deadline wins).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 PING interval and how long to wait for the answer before closing a dead connection.
+pub const HTTP2_KEEPALIVE: (Duration, Duration) =
+    (Duration::from_secs(30), Duration::from_secs(10));
+/// TCP keepalive on accepted sockets.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// After a shutdown signal, how long in-flight calls get to finish before the server stops.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a service hands to [`serve`].
+pub struct Serving {
+    /// The service's own gRPC services (already size-limited and intercepted).
+    pub routes: Routes,
+    /// Health statuses; [`serve`] serves them and sets them NOT_SERVING on shutdown.
+    pub health: HealthReporter,
+    /// Fully qualified names of the routes' gRPC services, for per-service health.
+    pub service_names: &'static [&'static str],
+}
+
+/// Serves `serving` plus grpc.health.v1 and reflection (v1 and v1alpha, none behind a token) on
+/// `listener` until `shutdown` completes. Then health turns NOT_SERVING, new connections are
+/// refused, and in-flight calls get [`DRAIN_TIMEOUT`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    serving: Serving,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let Serving {
+        routes,
+        health,
+        service_names,
+    } = serving;
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health.clone()),
+    );
+    // Reflection lists exactly what this server serves, and can describe the google.rpc
+    // error details, so grpcurl decodes ErrorInfo, BadRequest and RetryInfo too.
+    let reflection = || {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .include_reflection_service(false);
+        service_names
+            .iter()
+            .chain(&[
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ])
+            .fold(builder, |b, name| b.with_service_name(*name))
+    };
+    // The descriptor sets are built into the binary; failing to parse them is a build bug.
+    let reflection_v1 = reflection()
+        .build_v1()
+        .expect("embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("embedded descriptor sets are valid");
+
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE));
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining calls");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in service_names {
+            health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stopping_tx.send(());
+    };
+
+    let server = Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .load_shed(true)
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE.0))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
+        .layer(CallLogLayer)
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming, signal);
+
+    // Bound the drain: once the signal has fired, in-flight calls get DRAIN_TIMEOUT.
+    let deadline = async {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+            tracing::warn!("drain timeout reached, abandoning in-flight calls");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => Ok(()),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Asks the grpc.health.v1 service at `addr` (`host:port` or a URL) for the overall status.
+/// Used by the `healthcheck` subcommands (docker-compose healthchecks): `Ok(true)` if SERVING.
+pub async fn healthcheck(addr: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url)?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await?;
+    let response = HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?;
+    Ok(response.into_inner().status
+        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+}
+
+/// Tower layer that writes one log line per call: method, gRPC code, latency and (when the
+/// [`crate::auth::Authenticator`] ran) the user id. It never sees request bodies or headers,
+/// so neither passwords nor tokens can reach the log through it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLogLayer;
+
+impl<S> Layer<S> for CallLogLayer {
+    type Service = CallLog<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CallLog { inner }
+    }
+}
+
+/// The service made by [`CallLogLayer`].
+#[derive(Debug, Clone)]
+pub struct CallLog<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, RB> Service<http::Request<B>> for CallLog<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let span = tracing::info_span!(
+            "call",
+            method = %request.uri().path(),
+            user_id = tracing::field::Empty
+        );
+        let start = Instant::now();
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let result = future.await;
+                let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+                match &result {
+                    // An error answer is "trailers-only": grpc-status is in the headers. A
+                    // successful unary answer sends grpc-status 0 in the trailers instead, so
+                    // no header means OK (shortcut: we do not wait for the trailers).
+                    Ok(response) => {
+                        let code = response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<i32>().ok())
+                            .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                        tracing::info!(code = ?code, latency_ms, "handled");
+                    }
+                    Err(e) => tracing::warn!(error = %e, latency_ms, "transport error"),
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
