@@ -21,6 +21,8 @@
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "test-support")]
+pub mod forgery;
 pub mod paging;
 pub mod server;
 pub mod sqlite;

@@ -20,8 +20,10 @@ use tracing::Instrument;
 use crate::FILE_DESCRIPTOR_SET;
 
 /// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
-pub const MAX_CONCURRENT_STREAMS: u32 = 256;
-/// Requests one connection may have in flight; more are shed with UNAVAILABLE.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Requests one connection may have in flight; more are shed with UNAVAILABLE. Equal to
+/// [`MAX_CONCURRENT_STREAMS`], so a well-behaved HTTP/2 client queues extra calls on its side
+/// instead of being shed.
 pub const CONCURRENCY_PER_CONNECTION: usize = 128;
 /// Streams a peer may make us reset before the connection is closed (CVE-2023-44487 class).
 pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;

