@@ -187,6 +187,22 @@ pub async fn healthcheck(addr: &str) -> Result<bool, Box<dyn std::error::Error +
         == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
 }
 
+/// The `healthcheck` subcommand of both binaries: exit 0 when `addr` reports SERVING, else 1
+/// with the reason on stderr.
+pub async fn healthcheck_exit(addr: &str) -> std::process::ExitCode {
+    match healthcheck(addr).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("{addr}: NOT_SERVING");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{addr}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Tower layer that writes one log line per call: method, gRPC code, latency and (when the
 /// [`crate::auth::Authenticator`] ran) the user id. It never sees request bodies or headers,
 /// so neither passwords nor tokens can reach the log through it.

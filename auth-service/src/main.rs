@@ -69,17 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("new signing key {kid}");
         }
         Command::Healthcheck { addr } => {
-            return Ok(match server::healthcheck(&addr).await {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => {
-                    eprintln!("{addr}: NOT_SERVING");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("{addr}: {e}");
-                    ExitCode::FAILURE
-                }
-            });
+            return Ok(server::healthcheck_exit(&addr).await);
         }
     }
     Ok(ExitCode::SUCCESS)

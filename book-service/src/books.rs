@@ -1,0 +1,150 @@
+//! The work behind every BookService RPC. Handlers in [`crate::service`] validate and convert;
+//! this module decides.
+
+use bookstore_common::paging::{Cursor, PageTokens};
+
+use crate::{
+    db::{BookRow, Created, Db, Filter},
+    error::{Error, Result},
+    validate::BookFields,
+};
+
+/// The etag of a book: its version, opaque to clients.
+pub fn etag(book: &BookRow) -> String {
+    format!("v{}", book.version)
+}
+
+/// Unix microseconds now: book times have sub-second precision.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// The books.
+    pub books: Vec<BookRow>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Books matching the filter across all pages.
+    pub total_size: i64,
+}
+
+/// Storage plus the page-token key.
+#[derive(Debug, Clone)]
+pub struct Books {
+    /// The database.
+    pub db: Db,
+    /// Signs ListBooks page tokens.
+    pub page_tokens: PageTokens,
+}
+
+impl Books {
+    /// Stores a new book of `owner_id`. With a `request_id`, a retry of the same request returns
+    /// the first book and stores nothing; the same request_id with other fields is refused.
+    pub async fn create(&self, owner_id: &str, fields: BookFields, request_id: Option<String>) -> Result<BookRow> {
+        let now = now_micros();
+        let fingerprint = fields.fingerprint();
+        let mut book = BookRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            owner_id: owner_id.to_string(),
+            title: String::new(),
+            author: String::new(),
+            publisher: String::new(),
+            price_cents: 0,
+            isbn: None,
+            create_time: now,
+            update_time: now,
+            version: 1,
+        };
+        book.set_fields(fields);
+        let request = request_id.as_deref().map(|id| (id, fingerprint.as_str()));
+        match self.db.create_book(&book, request).await? {
+            Created::New(book) => Ok(book),
+            Created::Replay { fingerprint: first, book } => {
+                if first != fingerprint {
+                    return Err(Error::invalid(
+                        "request_id",
+                        "was already used for a different book; use a new request_id",
+                    ));
+                }
+                // The first book was deleted since: nothing to return.
+                book.ok_or(Error::NotFound)
+            }
+        }
+    }
+
+    /// The book `id` of `owner_id`.
+    pub async fn get(&self, owner_id: &str, id: &str) -> Result<BookRow> {
+        self.db.book(owner_id, id).await?.ok_or(Error::NotFound)
+    }
+
+    /// One page of `filter`'s books after `page_token` (empty for the first page).
+    pub async fn list(&self, filter: &Filter, page_token: &str, page_size: i64) -> Result<Page> {
+        let fingerprint = format!(
+            "{}\n{}\n{}",
+            filter.owner_id,
+            filter.author.as_deref().unwrap_or(""),
+            filter.title_query.as_deref().unwrap_or("")
+        );
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(self.page_tokens.decode(page_token, &fingerprint).ok_or_else(|| {
+                Error::invalid("page_token", "is not a page token of this list (or its filters changed)")
+            })?)
+        };
+        let mut books = self.db.list_books(filter, after.as_ref(), page_size + 1).await?;
+        let more = books.len() as i64 > page_size;
+        books.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+        let next_page_token = match books.last() {
+            Some(last) if more => self.page_tokens.encode(
+                &Cursor { create_time: last.create_time, id: last.id.clone() },
+                &fingerprint,
+            ),
+            _ => String::new(),
+        };
+        let total_size = self.db.count_books(filter).await?;
+        Ok(Page { books, next_page_token, total_size })
+    }
+
+    /// Applies `patch`'s fields named in `paths` to the book, if `etag` (when given) matches.
+    pub async fn update(
+        &self,
+        owner_id: &str,
+        id: &str,
+        etag_wanted: Option<String>,
+        patch: BookFields,
+        paths: Vec<&str>,
+    ) -> Result<BookRow> {
+        self.db
+            .update_book(
+                owner_id,
+                id,
+                |current| {
+                    check_etag(current, etag_wanted.as_deref())?;
+                    let mut fields = current.fields();
+                    fields.merge(&patch, &paths);
+                    Ok(fields)
+                },
+                now_micros(),
+            )
+            .await
+    }
+
+    /// Deletes the book if `etag` (when given) matches.
+    pub async fn delete(&self, owner_id: &str, id: &str, etag_wanted: Option<String>) -> Result<()> {
+        self.db
+            .delete_book(owner_id, id, |current| check_etag(current, etag_wanted.as_deref()))
+            .await
+    }
+}
+
+fn check_etag(current: &BookRow, wanted: Option<&str>) -> Result<()> {
+    match wanted {
+        Some(wanted) if wanted != etag(current) => Err(Error::EtagMismatch),
+        _ => Ok(()),
+    }
+}

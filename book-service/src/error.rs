@@ -1,0 +1,70 @@
+//! What callers of book-service can be told, and the one place it becomes a gRPC status.
+
+use bookstore_common::{error, error::Violations, sqlite};
+use tonic::{Code, Status};
+
+/// ErrorInfo domain of every book-service error.
+pub const DOMAIN: &str = "book-service";
+
+/// A book-service failure, as the caller sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request breaks field rules (every violation listed).
+    #[error("invalid request")]
+    Invalid(Violations),
+    /// No such book for this caller (also another owner's book).
+    #[error("book not found")]
+    NotFound,
+    /// Another of the caller's books has this ISBN.
+    #[error("isbn already used")]
+    IsbnTaken,
+    /// The etag does not match the stored book.
+    #[error("etag mismatch")]
+    EtagMismatch,
+    /// owner_id set by a non-admin.
+    #[error("admin role required")]
+    NotAdmin,
+    /// A database failure: busy becomes UNAVAILABLE, anything else INTERNAL (logged only).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// INVALID_ARGUMENT for one field.
+    pub fn invalid(field: &str, description: &str) -> Error {
+        let mut v = Violations::default();
+        v.add(field, description);
+        Error::Invalid(v)
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::Invalid(v) => v.into_status(DOMAIN),
+            Error::NotFound => error::status(Code::NotFound, DOMAIN, "BOOK_NOT_FOUND", "book not found"),
+            Error::IsbnTaken => error::status(
+                Code::AlreadyExists,
+                DOMAIN,
+                "ISBN_ALREADY_EXISTS",
+                "you already have a book with this isbn",
+            ),
+            Error::EtagMismatch => error::status(
+                Code::Aborted,
+                DOMAIN,
+                "ETAG_MISMATCH",
+                "the book changed since you read it (etag mismatch); read it again and retry",
+            ),
+            Error::NotAdmin => error::status(
+                Code::PermissionDenied,
+                DOMAIN,
+                "ADMIN_REQUIRED",
+                "only admins may list another owner's books (owner_id)",
+            ),
+            Error::Database(e) => sqlite::database_status(DOMAIN, &e),
+        }
+    }
+}
+
+/// Result of book-service operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,105 @@
+//! auth-service's public keys, held in memory for the token verifier.
+//!
+//! At start the keys are fetched with GetJwks, retrying with backoff; until the first success
+//! book-service reports NOT_SERVING (and refuses every token, having no key). Then they are
+//! refreshed every [`REFRESH_INTERVAL`], and at once when a token names an unknown `kid` (a key
+//! just rotated in), at most once per [`MIN_REFRESH_GAP`] so forged kids cannot turn
+//! book-service into a flood against auth-service. A failed refresh keeps the cached keys:
+//! book-service goes on serving while auth-service is down. No request ever waits on
+//! auth-service.
+
+use std::{sync::Arc, time::Duration};
+
+use bookstore_common::{
+    auth::SharedKeys,
+    proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
+    token::KeySet,
+};
+use tokio::{sync::Notify, time::Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::{server::HealthReporter, ServingStatus};
+
+/// Background refresh period.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// Least time between two fetches triggered by unknown kids.
+pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts of the first fetch.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Keeps [`SharedKeys`] filled from auth-service's GetJwks.
+pub struct KeyFetcher {
+    client: AuthServiceClient<Channel>,
+    /// The verifier's keys.
+    keys: SharedKeys,
+    /// Woken by the interceptor on an unknown kid.
+    unknown_kid: Arc<Notify>,
+    /// Turned SERVING (overall and for `service_names`) once keys are held.
+    health: HealthReporter,
+    service_names: &'static [&'static str],
+}
+
+impl KeyFetcher {
+    /// A fetcher for the auth-service at `auth_url` (connects lazily, so auth-service may be
+    /// down when book-service starts).
+    pub fn new(
+        auth_url: &str,
+        keys: SharedKeys,
+        unknown_kid: Arc<Notify>,
+        health: HealthReporter,
+        service_names: &'static [&'static str],
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(auth_url.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        Ok(KeyFetcher {
+            client: AuthServiceClient::new(channel),
+            keys,
+            unknown_kid,
+            health,
+            service_names,
+        })
+    }
+
+    /// Runs forever: the first fetch with retries, then the refresh loop.
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.refresh().await {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        for name in std::iter::once(&"").chain(self.service_names) {
+            self.health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        let mut last = Instant::now();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(REFRESH_INTERVAL) => {}
+                () = self.unknown_kid.notified() => {
+                    tokio::time::sleep_until(last + MIN_REFRESH_GAP).await;
+                }
+            }
+            self.refresh().await;
+            last = Instant::now();
+        }
+    }
+
+    /// Fetches the keys; on success replaces the held set. Returns whether keys are now held.
+    async fn refresh(&mut self) -> bool {
+        match self.client.get_jwks(GetJwksRequest {}).await {
+            Ok(response) => {
+                let set = KeySet::from_jwks(&response.into_inner().keys);
+                if set.is_empty() {
+                    tracing::warn!("auth-service published no usable key; keeping the cached keys");
+                } else {
+                    tracing::debug!(keys = set.len(), "public keys refreshed");
+                    *self.keys.write().unwrap_or_else(|p| p.into_inner()) = set;
+                }
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "fetching public keys from auth-service failed; keeping the cached keys");
+            }
+        }
+        !self.keys.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+}

@@ -1,0 +1,28 @@
+//! book-service: each user's books in its own SQLite database, behind a local token check.
+//!
+//! Layout:
+//! - [`config`]: flags and environment variables.
+//! - [`startup`]: builds the state and serves; used by `main`, `bookstore up` and tests.
+//! - [`jwks`]: fetches and refreshes auth-service's public keys (the only call to auth-service).
+//! - [`service`]: thin gRPC handlers for BookService.
+//! - [`books`]: the work behind each RPC (idempotent create, paging, etag checks).
+//! - [`validate`]: book field rules; [`isbn`]: ISBN-10/13 check digits and conversion.
+//! - [`db`]: every SQL statement.
+//! - [`error`]: what a caller can be told, mapped to gRPC statuses in one place.
+//!
+//! A call flows: the shared call-log layer → `bookstore_common::auth::Authenticator` (verifies
+//! the bearer token with the cached public keys, before the body is decoded) →
+//! `service::Handlers` (validation) → `books::Books` → `db::Db`.
+
+pub mod books;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod isbn;
+pub mod jwks;
+pub mod service;
+pub mod startup;
+pub mod validate;
+
+pub use config::{Cli, Config};
+pub use startup::serve;

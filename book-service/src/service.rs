@@ -1,0 +1,164 @@
+//! Thin gRPC handlers: validate the request (every field violation at once), call one
+//! [`Books`] method, convert the result. Handlers never parse tokens: the interceptor put the
+//! verified claims in the request extensions.
+
+use bookstore_common::{
+    auth::claims,
+    error::Violations,
+    paging,
+    proto::book::{
+        book_service_server::BookService, Book, CreateBookRequest, CreateBookResponse,
+        DeleteBookRequest, DeleteBookResponse, GetBookRequest, GetBookResponse, ListBooksRequest,
+        ListBooksResponse, UpdateBookRequest, UpdateBookResponse,
+    },
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    books::{etag, Books},
+    db::{BookRow, Filter},
+    error::{Error, DOMAIN},
+    validate::{self, fold, BookFields, UPDATABLE},
+};
+
+/// Implements BookService over [`Books`].
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    /// The work.
+    pub books: Books,
+}
+
+fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+    }
+}
+
+fn book(row: &BookRow) -> Book {
+    Book {
+        id: row.id.clone(),
+        title: row.title.clone(),
+        author: row.author.clone(),
+        publisher: row.publisher.clone(),
+        price_cents: row.price_cents,
+        isbn: row.isbn.clone().unwrap_or_default(),
+        owner_id: row.owner_id.clone(),
+        create_time: Some(timestamp(row.create_time)),
+        update_time: Some(timestamp(row.update_time)),
+        etag: etag(row),
+    }
+}
+
+/// `None` for an empty string.
+fn optional(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+#[tonic::async_trait]
+impl BookService for Handlers {
+    async fn create_book(&self, request: Request<CreateBookRequest>) -> Result<Response<CreateBookResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let CreateBookRequest { book: input, request_id } = request.into_inner();
+        let mut v = Violations::default();
+        let fields = match &input {
+            Some(b) => BookFields::from_proto(b, "book", &mut v),
+            None => {
+                v.add("book", "is required");
+                BookFields::default()
+            }
+        };
+        if !request_id.is_empty() {
+            validate::uuid(&request_id, "request_id", &mut v);
+        }
+        v.check(DOMAIN)?;
+        let row = self.books.create(&caller.sub, fields, optional(request_id)).await?;
+        Ok(Response::new(CreateBookResponse { book: Some(book(&row)) }))
+    }
+
+    async fn get_book(&self, request: Request<GetBookRequest>) -> Result<Response<GetBookResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let id = request.into_inner().id;
+        let mut v = Violations::default();
+        validate::uuid(&id, "id", &mut v);
+        v.check(DOMAIN)?;
+        let row = self.books.get(&caller.sub, &id).await?;
+        Ok(Response::new(GetBookResponse { book: Some(book(&row)) }))
+    }
+
+    async fn list_books(&self, request: Request<ListBooksRequest>) -> Result<Response<ListBooksResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let ListBooksRequest { page_size, page_token, author, title_query, owner_id } = request.into_inner();
+        let mut v = Violations::default();
+        let size = paging::page_size(page_size);
+        if size.is_none() {
+            v.add("page_size", "must not be negative");
+        }
+        if !owner_id.is_empty() {
+            validate::uuid(&owner_id, "owner_id", &mut v);
+        }
+        v.check(DOMAIN)?;
+        if !owner_id.is_empty() && owner_id != caller.sub && !caller.admin {
+            return Err(Error::NotAdmin.into());
+        }
+        let filter = Filter {
+            owner_id: optional(owner_id).unwrap_or(caller.sub),
+            author: optional(fold(&author)),
+            title_query: optional(fold(&title_query)),
+        };
+        let page = self
+            .books
+            .list(&filter, &page_token, size.unwrap_or(paging::DEFAULT_PAGE_SIZE))
+            .await?;
+        Ok(Response::new(ListBooksResponse {
+            books: page.books.iter().map(book).collect(),
+            next_page_token: page.next_page_token,
+            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn update_book(&self, request: Request<UpdateBookRequest>) -> Result<Response<UpdateBookResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let UpdateBookRequest { book: input, update_mask } = request.into_inner();
+        let mut v = Violations::default();
+        let input = input.unwrap_or_else(|| {
+            v.add("book", "is required");
+            Book::default()
+        });
+        validate::uuid(&input.id, "book.id", &mut v);
+        let mut paths: Vec<&str> = Vec::new();
+        let mask = update_mask.map(|m| m.paths).unwrap_or_default();
+        if mask.is_empty() {
+            v.add("update_mask", format!("is required: name the fields to change ({})", UPDATABLE.join(", ")));
+        }
+        for path in &mask {
+            if path == "*" {
+                paths.extend(UPDATABLE);
+            } else if let Some(known) = UPDATABLE.iter().find(|u| **u == path) {
+                paths.push(known);
+            } else {
+                v.add("update_mask", format!("{path:?} cannot be updated; updatable: {}", UPDATABLE.join(", ")));
+            }
+        }
+        let mut patch = BookFields::default();
+        for path in &paths {
+            patch.set(path, &input, "book", &mut v);
+        }
+        v.check(DOMAIN)?;
+        let row = self
+            .books
+            .update(&caller.sub, &input.id, optional(input.etag.clone()), patch, paths)
+            .await?;
+        Ok(Response::new(UpdateBookResponse { book: Some(book(&row)) }))
+    }
+
+    async fn delete_book(&self, request: Request<DeleteBookRequest>) -> Result<Response<DeleteBookResponse>, Status> {
+        let caller = claims(&request, DOMAIN)?;
+        let DeleteBookRequest { id, etag } = request.into_inner();
+        let mut v = Violations::default();
+        validate::uuid(&id, "id", &mut v);
+        v.check(DOMAIN)?;
+        self.books.delete(&caller.sub, &id, optional(etag)).await?;
+        Ok(Response::new(DeleteBookResponse {}))
+    }
+}
