@@ -23,6 +23,8 @@ pub mod auth;
 pub mod error;
 #[cfg(feature = "test-support")]
 pub mod forgery;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod paging;
 pub mod server;
 pub mod sqlite;

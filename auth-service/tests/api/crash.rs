@@ -2,15 +2,13 @@
 //! registration.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use bookstore_common::proto::auth::{
+use bookstore_common::{testing::ChildService, proto::auth::{
     auth_service_client::AuthServiceClient, GetCurrentUserRequest, RegisterRequest,
-};
+}};
 
 use crate::helpers::{bearer, binary, database_url, TestApp, PASSWORD};
 
@@ -31,69 +29,23 @@ async fn users_and_the_signing_key_survive_a_restart() {
     app.login("alice").await;
 }
 
-/// The real binary, listening on an ephemeral port read back from its JSON log.
-struct Process {
-    child: Child,
-    addr: String,
+fn start(db_url: &str) -> ChildService {
+    ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", db_url])
 }
 
-impl Process {
-    fn start(db_url: &str) -> Process {
-        let mut child = Command::new(binary())
-            .args(["--listen", "127.0.0.1:0", "--database-url", db_url])
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start auth-service");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("auth-service exited before listening")
-                .expect("log line");
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if event["message"] == "auth-service listening" {
-                break event["addr"].as_str().expect("addr field").to_string();
-            }
-        };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Process { child, addr }
-    }
-
-    async fn client(&self) -> AuthServiceClient<tonic::transport::Channel> {
-        AuthServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn client(process: &ChildService) -> AuthServiceClient<tonic::transport::Channel> {
+    AuthServiceClient::connect(process.url()).await.expect("connect")
 }
 
 #[tokio::test]
 async fn kill_9_during_a_registration_burst_loses_no_acknowledged_user() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = database_url(dir.path());
-    let process = Process::start(&url);
+    let process = start(&url);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut workers = Vec::new();
     for w in 0..8 {
-        let mut client = process.client().await;
+        let mut client = client(&process).await;
         let acknowledged = acknowledged.clone();
         workers.push(tokio::spawn(async move {
             for i in 0.. {
@@ -120,8 +72,8 @@ async fn kill_9_during_a_registration_burst_loses_no_acknowledged_user() {
     let names = acknowledged.lock().expect("lock").clone();
     assert!(names.len() >= 40);
 
-    let process = Process::start(&url);
-    let mut client = process.client().await;
+    let process = start(&url);
+    let mut client = client(&process).await;
     for name in &names {
         client
             .login(bookstore_common::proto::auth::LoginRequest {

@@ -22,7 +22,9 @@ use bookstore_common::{
 };
 use ed25519_dalek::SigningKey;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{transport::Channel, Code, Request, Status};
+
+pub use bookstore_common::testing::{bearer, expect_code, with_authorization};
+use tonic::{transport::Channel, Status};
 
 /// A password every policy accepts.
 pub const PASSWORD: &str = "a sufficiently long passphrase";
@@ -208,31 +210,6 @@ pub fn database_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("auth.db").display())
 }
 
-/// `message` with `authorization: Bearer <token>` metadata.
-pub fn bearer<T>(message: T, token: &str) -> Request<T> {
-    with_authorization(message, &format!("Bearer {token}"))
-}
-
-/// `message` with the raw `authorization` value.
-pub fn with_authorization<T>(message: T, value: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Ok(v) = value.parse() {
-        request.metadata_mut().insert("authorization", v);
-    }
-    request
-}
-
-/// Asserts `result` failed with `code`, returning the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
 
 /// The auth-service binary cargo built for these tests.
 pub fn binary() -> PathBuf {

@@ -1,11 +1,8 @@
 //! Health, reflection, request limits and graceful shutdown.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
-use bookstore_common::proto::auth::RegisterRequest;
+use bookstore_common::{proto::auth::RegisterRequest, testing::ChildService};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{
@@ -117,25 +114,9 @@ async fn shutdown_turns_health_not_serving_before_the_server_stops() {
 #[tokio::test]
 async fn sigterm_makes_the_binary_drain_and_exit_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary())
-        .args(["--listen", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(crate::helpers::database_url(dir.path()))
-        .env("LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("exited early").expect("line");
-        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-            if event["message"] == "auth-service listening" {
-                break event["addr"].as_str().expect("addr").to_string();
-            }
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let url = crate::helpers::database_url(dir.path());
+    let process = ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", &url]);
+    let addr = process.addr.clone();
     let healthcheck = Command::new(binary())
         .args(["healthcheck", "--addr", &addr])
         .status()
@@ -144,13 +125,7 @@ async fn sigterm_makes_the_binary_drain_and_exit_zero() {
         healthcheck.success(),
         "healthcheck of a serving service exits 0"
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(process.terminate(), Some(0));
     let after = Command::new(binary())
         .args(["healthcheck", "--addr", &addr])
         .stderr(Stdio::null())

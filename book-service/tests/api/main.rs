@@ -1,0 +1,11 @@
+//! book-service black-box tests: the real auth-service and the real book-service on ephemeral
+//! ports, generated tonic clients. One test binary; `helpers` starts the servers.
+
+mod concurrency;
+mod crash;
+mod crud;
+mod end_to_end;
+mod forgery;
+mod helpers;
+mod keys;
+mod paging;
