@@ -23,12 +23,12 @@ pub mod auth;
 pub mod error;
 #[cfg(feature = "test-support")]
 pub mod forgery;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod paging;
 pub mod server;
 pub mod sqlite;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod token;
 
 /// Generated protobuf bindings (messages, clients and servers).

@@ -61,7 +61,10 @@ impl ChildService {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if event["message"].as_str().is_some_and(|m| m.ends_with("listening")) {
+            if event["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("listening"))
+            {
                 break event["addr"].as_str().expect("addr field").to_string();
             }
         };

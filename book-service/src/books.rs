@@ -44,7 +44,12 @@ pub struct Books {
 impl Books {
     /// Stores a new book of `owner_id`. With a `request_id`, a retry of the same request returns
     /// the first book and stores nothing; the same request_id with other fields is refused.
-    pub async fn create(&self, owner_id: &str, fields: BookFields, request_id: Option<String>) -> Result<BookRow> {
+    pub async fn create(
+        &self,
+        owner_id: &str,
+        fields: BookFields,
+        request_id: Option<String>,
+    ) -> Result<BookRow> {
         let now = now_micros();
         let fingerprint = fields.fingerprint();
         let mut book = BookRow {
@@ -63,7 +68,10 @@ impl Books {
         let request = request_id.as_deref().map(|id| (id, fingerprint.as_str()));
         match self.db.create_book(&book, request).await? {
             Created::New(book) => Ok(book),
-            Created::Replay { fingerprint: first, book } => {
+            Created::Replay {
+                fingerprint: first,
+                book,
+            } => {
                 if first != fingerprint {
                     return Err(Error::invalid(
                         "request_id",
@@ -92,22 +100,39 @@ impl Books {
         let after = if page_token.is_empty() {
             None
         } else {
-            Some(self.page_tokens.decode(page_token, &fingerprint).ok_or_else(|| {
-                Error::invalid("page_token", "is not a page token of this list (or its filters changed)")
-            })?)
+            Some(
+                self.page_tokens
+                    .decode(page_token, &fingerprint)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "page_token",
+                            "is not a page token of this list (or its filters changed)",
+                        )
+                    })?,
+            )
         };
-        let mut books = self.db.list_books(filter, after.as_ref(), page_size + 1).await?;
+        let mut books = self
+            .db
+            .list_books(filter, after.as_ref(), page_size + 1)
+            .await?;
         let more = books.len() as i64 > page_size;
         books.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
         let next_page_token = match books.last() {
             Some(last) if more => self.page_tokens.encode(
-                &Cursor { create_time: last.create_time, id: last.id.clone() },
+                &Cursor {
+                    create_time: last.create_time,
+                    id: last.id.clone(),
+                },
                 &fingerprint,
             ),
             _ => String::new(),
         };
         let total_size = self.db.count_books(filter).await?;
-        Ok(Page { books, next_page_token, total_size })
+        Ok(Page {
+            books,
+            next_page_token,
+            total_size,
+        })
     }
 
     /// Applies `patch`'s fields named in `paths` to the book, if `etag` (when given) matches.
@@ -135,9 +160,16 @@ impl Books {
     }
 
     /// Deletes the book if `etag` (when given) matches.
-    pub async fn delete(&self, owner_id: &str, id: &str, etag_wanted: Option<String>) -> Result<()> {
+    pub async fn delete(
+        &self,
+        owner_id: &str,
+        id: &str,
+        etag_wanted: Option<String>,
+    ) -> Result<()> {
         self.db
-            .delete_book(owner_id, id, |current| check_etag(current, etag_wanted.as_deref()))
+            .delete_book(owner_id, id, |current| {
+                check_etag(current, etag_wanted.as_deref())
+            })
             .await
     }
 }

@@ -71,7 +71,10 @@ pub enum Created {
     New(BookRow),
     /// The request_id was used before: the fingerprint it was used with, and its book if that
     /// still exists.
-    Replay { fingerprint: String, book: Option<BookRow> },
+    Replay {
+        fingerprint: String,
+        book: Option<BookRow>,
+    },
 }
 
 const BOOK_COLUMNS: &str =
@@ -80,7 +83,9 @@ const BOOK_COLUMNS: &str =
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        Ok(Db(Database::connect(url, &sqlx::migrate!("./migrations")).await?))
+        Ok(Db(
+            Database::connect(url, &sqlx::migrate!("./migrations")).await?
+        ))
     }
 
     /// The named 32-byte server secret (made on first use).
@@ -95,7 +100,11 @@ impl Db {
 
     /// Stores `book`, and `request` = (request_id, fingerprint) in the same transaction. A
     /// request_id seen before stores nothing and reports what it was used for.
-    pub async fn create_book(&self, book: &BookRow, request: Option<(&str, &str)>) -> Result<Created> {
+    pub async fn create_book(
+        &self,
+        book: &BookRow,
+        request: Option<(&str, &str)>,
+    ) -> Result<Created> {
         let mut tx = self.0.begin_write().await?;
         if let Some((request_id, fingerprint)) = request {
             let seen: Option<(String, String)> = sqlx::query_as(
@@ -155,7 +164,12 @@ impl Db {
     }
 
     /// Up to `limit` books matching `filter` after `after`, in (create_time, id) order.
-    pub async fn list_books(&self, filter: &Filter, after: Option<&Cursor>, limit: i64) -> Result<Vec<BookRow>> {
+    pub async fn list_books(
+        &self,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Vec<BookRow>> {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {BOOK_COLUMNS} FROM books"));
         push_filter(&mut query, filter);
         if let Some(cursor) = after {
@@ -166,7 +180,9 @@ impl Db {
                 .push_bind(cursor.id.clone())
                 .push(")");
         }
-        query.push(" ORDER BY create_time, id LIMIT ").push_bind(limit);
+        query
+            .push(" ORDER BY create_time, id LIMIT ")
+            .push_bind(limit);
         Ok(query.build_query_as().fetch_all(&self.0.reader).await?)
     }
 
@@ -188,7 +204,9 @@ impl Db {
         now: i64,
     ) -> Result<BookRow> {
         let mut tx = self.0.begin_write().await?;
-        let mut book = select_book(&mut tx, owner_id, id).await?.ok_or(Error::NotFound)?;
+        let mut book = select_book(&mut tx, owner_id, id)
+            .await?
+            .ok_or(Error::NotFound)?;
         let fields = change(&book)?;
         book.set_fields(fields);
         book.update_time = now.max(book.update_time);
@@ -224,7 +242,9 @@ impl Db {
         check: impl FnOnce(&BookRow) -> Result<()>,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        let book = select_book(&mut tx, owner_id, id).await?.ok_or(Error::NotFound)?;
+        let book = select_book(&mut tx, owner_id, id)
+            .await?
+            .ok_or(Error::NotFound)?;
         check(&book)?;
         sqlx::query("DELETE FROM books WHERE owner_id = ? AND id = ?")
             .bind(owner_id)
@@ -236,7 +256,11 @@ impl Db {
     }
 }
 
-async fn select_book(tx: &mut Transaction<'static, Sqlite>, owner_id: &str, id: &str) -> Result<Option<BookRow>> {
+async fn select_book(
+    tx: &mut Transaction<'static, Sqlite>,
+    owner_id: &str,
+    id: &str,
+) -> Result<Option<BookRow>> {
     let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = ? AND id = ?");
     Ok(sqlx::query_as(&sql)
         .bind(owner_id)
@@ -246,12 +270,19 @@ async fn select_book(tx: &mut Transaction<'static, Sqlite>, owner_id: &str, id: 
 }
 
 fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
-    query.push(" WHERE owner_id = ").push_bind(filter.owner_id.clone());
+    query
+        .push(" WHERE owner_id = ")
+        .push_bind(filter.owner_id.clone());
     if let Some(author) = &filter.author {
-        query.push(" AND author_folded = ").push_bind(author.clone());
+        query
+            .push(" AND author_folded = ")
+            .push_bind(author.clone());
     }
     if let Some(title) = &filter.title_query {
-        query.push(" AND instr(title_folded, ").push_bind(title.clone()).push(") > 0");
+        query
+            .push(" AND instr(title_folded, ")
+            .push_bind(title.clone())
+            .push(") > 0");
     }
 }
 

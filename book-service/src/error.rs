@@ -42,7 +42,9 @@ impl From<Error> for Status {
     fn from(e: Error) -> Status {
         match e {
             Error::Invalid(v) => v.into_status(DOMAIN),
-            Error::NotFound => error::status(Code::NotFound, DOMAIN, "BOOK_NOT_FOUND", "book not found"),
+            Error::NotFound => {
+                error::status(Code::NotFound, DOMAIN, "BOOK_NOT_FOUND", "book not found")
+            }
             Error::IsbnTaken => error::status(
                 Code::AlreadyExists,
                 DOMAIN,

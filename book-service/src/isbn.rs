@@ -10,7 +10,9 @@ pub fn normalize(input: &str) -> Result<String, &'static str> {
             for (i, c) in chars.iter().enumerate() {
                 let value = match (i, c) {
                     (9, 'X' | 'x') => 10,
-                    (_, c) => c.to_digit(10).ok_or("must contain only digits (and a final X for ISBN-10)")?,
+                    (_, c) => c
+                        .to_digit(10)
+                        .ok_or("must contain only digits (and a final X for ISBN-10)")?,
                 };
                 sum += value * (10 - i as u32);
             }
@@ -62,7 +64,10 @@ mod tests {
 
     #[test]
     fn isbn_13_is_kept_and_checked() {
-        assert_eq!(normalize("978-0-306-40615-7").as_deref(), Ok("9780306406157"));
+        assert_eq!(
+            normalize("978-0-306-40615-7").as_deref(),
+            Ok("9780306406157")
+        );
         assert!(normalize("978-0-306-40615-8").is_err());
         assert!(normalize("0-306-40615-3").is_err());
         assert!(normalize("123").is_err());

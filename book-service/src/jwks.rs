@@ -69,7 +69,9 @@ impl KeyFetcher {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         for name in std::iter::once(&"").chain(self.service_names) {
-            self.health.set_service_status(*name, ServingStatus::Serving).await;
+            self.health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
         let mut last = Instant::now();
         loop {
@@ -100,6 +102,10 @@ impl KeyFetcher {
                 tracing::warn!(code = ?status.code(), message = status.message(), "fetching public keys from auth-service failed; keeping the cached keys");
             }
         }
-        !self.keys.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 }

@@ -57,9 +57,15 @@ fn optional(s: String) -> Option<String> {
 
 #[tonic::async_trait]
 impl BookService for Handlers {
-    async fn create_book(&self, request: Request<CreateBookRequest>) -> Result<Response<CreateBookResponse>, Status> {
+    async fn create_book(
+        &self,
+        request: Request<CreateBookRequest>,
+    ) -> Result<Response<CreateBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
-        let CreateBookRequest { book: input, request_id } = request.into_inner();
+        let CreateBookRequest {
+            book: input,
+            request_id,
+        } = request.into_inner();
         let mut v = Violations::default();
         let fields = match &input {
             Some(b) => BookFields::from_proto(b, "book", &mut v),
@@ -72,23 +78,42 @@ impl BookService for Handlers {
             validate::uuid(&request_id, "request_id", &mut v);
         }
         v.check(DOMAIN)?;
-        let row = self.books.create(&caller.sub, fields, optional(request_id)).await?;
-        Ok(Response::new(CreateBookResponse { book: Some(book(&row)) }))
+        let row = self
+            .books
+            .create(&caller.sub, fields, optional(request_id))
+            .await?;
+        Ok(Response::new(CreateBookResponse {
+            book: Some(book(&row)),
+        }))
     }
 
-    async fn get_book(&self, request: Request<GetBookRequest>) -> Result<Response<GetBookResponse>, Status> {
+    async fn get_book(
+        &self,
+        request: Request<GetBookRequest>,
+    ) -> Result<Response<GetBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
         let id = request.into_inner().id;
         let mut v = Violations::default();
         validate::uuid(&id, "id", &mut v);
         v.check(DOMAIN)?;
         let row = self.books.get(&caller.sub, &id).await?;
-        Ok(Response::new(GetBookResponse { book: Some(book(&row)) }))
+        Ok(Response::new(GetBookResponse {
+            book: Some(book(&row)),
+        }))
     }
 
-    async fn list_books(&self, request: Request<ListBooksRequest>) -> Result<Response<ListBooksResponse>, Status> {
+    async fn list_books(
+        &self,
+        request: Request<ListBooksRequest>,
+    ) -> Result<Response<ListBooksResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
-        let ListBooksRequest { page_size, page_token, author, title_query, owner_id } = request.into_inner();
+        let ListBooksRequest {
+            page_size,
+            page_token,
+            author,
+            title_query,
+            owner_id,
+        } = request.into_inner();
         let mut v = Violations::default();
         let size = paging::page_size(page_size);
         if size.is_none() {
@@ -108,7 +133,11 @@ impl BookService for Handlers {
         };
         let page = self
             .books
-            .list(&filter, &page_token, size.unwrap_or(paging::DEFAULT_PAGE_SIZE))
+            .list(
+                &filter,
+                &page_token,
+                size.unwrap_or(paging::DEFAULT_PAGE_SIZE),
+            )
             .await?;
         Ok(Response::new(ListBooksResponse {
             books: page.books.iter().map(book).collect(),
@@ -117,9 +146,15 @@ impl BookService for Handlers {
         }))
     }
 
-    async fn update_book(&self, request: Request<UpdateBookRequest>) -> Result<Response<UpdateBookResponse>, Status> {
+    async fn update_book(
+        &self,
+        request: Request<UpdateBookRequest>,
+    ) -> Result<Response<UpdateBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
-        let UpdateBookRequest { book: input, update_mask } = request.into_inner();
+        let UpdateBookRequest {
+            book: input,
+            update_mask,
+        } = request.into_inner();
         let mut v = Violations::default();
         let input = input.unwrap_or_else(|| {
             v.add("book", "is required");
@@ -129,7 +164,13 @@ impl BookService for Handlers {
         let mut paths: Vec<&str> = Vec::new();
         let mask = update_mask.map(|m| m.paths).unwrap_or_default();
         if mask.is_empty() {
-            v.add("update_mask", format!("is required: name the fields to change ({})", UPDATABLE.join(", ")));
+            v.add(
+                "update_mask",
+                format!(
+                    "is required: name the fields to change ({})",
+                    UPDATABLE.join(", ")
+                ),
+            );
         }
         for path in &mask {
             if path == "*" {
@@ -137,7 +178,13 @@ impl BookService for Handlers {
             } else if let Some(known) = UPDATABLE.iter().find(|u| **u == path) {
                 paths.push(known);
             } else {
-                v.add("update_mask", format!("{path:?} cannot be updated; updatable: {}", UPDATABLE.join(", ")));
+                v.add(
+                    "update_mask",
+                    format!(
+                        "{path:?} cannot be updated; updatable: {}",
+                        UPDATABLE.join(", ")
+                    ),
+                );
             }
         }
         let mut patch = BookFields::default();
@@ -147,12 +194,23 @@ impl BookService for Handlers {
         v.check(DOMAIN)?;
         let row = self
             .books
-            .update(&caller.sub, &input.id, optional(input.etag.clone()), patch, paths)
+            .update(
+                &caller.sub,
+                &input.id,
+                optional(input.etag.clone()),
+                patch,
+                paths,
+            )
             .await?;
-        Ok(Response::new(UpdateBookResponse { book: Some(book(&row)) }))
+        Ok(Response::new(UpdateBookResponse {
+            book: Some(book(&row)),
+        }))
     }
 
-    async fn delete_book(&self, request: Request<DeleteBookRequest>) -> Result<Response<DeleteBookResponse>, Status> {
+    async fn delete_book(
+        &self,
+        request: Request<DeleteBookRequest>,
+    ) -> Result<Response<DeleteBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
         let DeleteBookRequest { id, etag } = request.into_inner();
         let mut v = Violations::default();

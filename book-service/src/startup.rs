@@ -16,7 +16,9 @@ use tonic::{
 };
 use tonic_health::{server::HealthReporter, ServingStatus};
 
-use crate::{books::Books, config::Config, db::Db, error::DOMAIN, jwks::KeyFetcher, service::Handlers};
+use crate::{
+    books::Books, config::Config, db::Db, error::DOMAIN, jwks::KeyFetcher, service::Handlers,
+};
 
 /// Largest request book-service decodes (SPEC: 256 KiB).
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
@@ -33,19 +35,35 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let db = Db::connect(&config.database_url).await?;
     let page_tokens = PageTokens::new(db.secret("list_books_page_token").await?);
-    let handlers = Handlers { books: Books { db: db.clone(), page_tokens } };
+    let handlers = Handlers {
+        books: Books {
+            db: db.clone(),
+            page_tokens,
+        },
+    };
 
     let health = HealthReporter::new();
     for name in std::iter::once(&"").chain(SERVICE_NAMES) {
-        health.set_service_status(*name, ServingStatus::NotServing).await;
+        health
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
     }
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
-    let fetcher = KeyFetcher::new(&config.auth_url, keys.clone(), unknown_kid.clone(), health.clone(), SERVICE_NAMES)?;
+    let fetcher = KeyFetcher::new(
+        &config.auth_url,
+        keys.clone(),
+        unknown_kid.clone(),
+        health.clone(),
+        SERVICE_NAMES,
+    )?;
     let fetching = tokio::spawn(fetcher.run());
     let authenticator = Authenticator::with_unknown_kid_notify(
         keys,
-        Expectations { issuer: config.issuer.clone(), audience: config.audience.clone() },
+        Expectations {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        },
         DOMAIN,
         unknown_kid,
     );
@@ -55,7 +73,16 @@ pub async fn serve(
         authenticator,
     ));
     tracing::info!(addr = %listener.local_addr()?, auth_url = %config.auth_url, "book-service listening");
-    let served = server::serve(listener, Serving { routes, health, service_names: SERVICE_NAMES }, shutdown).await;
+    let served = server::serve(
+        listener,
+        Serving {
+            routes,
+            health,
+            service_names: SERVICE_NAMES,
+        },
+        shutdown,
+    )
+    .await;
     fetching.abort();
     db.close().await;
     served?;

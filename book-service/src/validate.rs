@@ -46,7 +46,10 @@ impl BookFields {
             "publisher" => {
                 self.publisher = book.publisher.trim().to_string();
                 if self.publisher.chars().count() > MAX_TEXT_CHARS {
-                    v.add(field, format!("must be at most {MAX_TEXT_CHARS} characters"));
+                    v.add(
+                        field,
+                        format!("must be at most {MAX_TEXT_CHARS} characters"),
+                    );
                 }
             }
             "price_cents" => {
@@ -86,7 +89,12 @@ impl BookFields {
     /// A digest of the fields, to tell a retried CreateBook from a different one.
     pub fn fingerprint(&self) -> String {
         let mut hash = Sha256::new();
-        for part in [&self.title, &self.author, &self.publisher, self.isbn.as_deref().unwrap_or("")] {
+        for part in [
+            &self.title,
+            &self.author,
+            &self.publisher,
+            self.isbn.as_deref().unwrap_or(""),
+        ] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
@@ -101,7 +109,10 @@ fn required_text(raw: &str, field: &str, v: &mut Violations) -> String {
     if len == 0 {
         v.add(field, "is required");
     } else if len > MAX_TEXT_CHARS {
-        v.add(field, format!("must be at most {MAX_TEXT_CHARS} characters"));
+        v.add(
+            field,
+            format!("must be at most {MAX_TEXT_CHARS} characters"),
+        );
     }
     text
 }

@@ -1,1 +1,45 @@
-fn main() {}
+//! `bookstore`: runs the services (`up`) and calls them (every other command).
+//!
+//! Layout: `args` (the command line), `up` (both services in one process), `commands` (the
+//! client commands), `session` (stored tokens and refresh), `client` (connections), `output`
+//! (tables, proto3 JSON, prices, one-line errors).
+
+mod args;
+mod client;
+mod commands;
+mod output;
+mod session;
+mod up;
+
+use std::process::ExitCode;
+
+use args::{Cli, Command};
+use clap::Parser;
+use commands::Urls;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let urls = Urls {
+        auth: cli.auth_url,
+        book: cli.book_url,
+    };
+    let result = match cli.command {
+        Command::Up(args) => {
+            bookstore_common::telemetry::init();
+            up::run(args).await
+        }
+        Command::Register(credentials) => commands::register(&urls, credentials).await,
+        Command::Login(credentials) => commands::login(&urls, credentials).await,
+        Command::Logout => commands::logout(&urls).await,
+        Command::Whoami => commands::whoami(&urls).await,
+        Command::Books(command) => commands::books(&urls, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", output::error_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

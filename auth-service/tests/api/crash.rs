@@ -6,9 +6,10 @@ use std::{
     time::Duration,
 };
 
-use bookstore_common::{testing::ChildService, proto::auth::{
-    auth_service_client::AuthServiceClient, GetCurrentUserRequest, RegisterRequest,
-}};
+use bookstore_common::{
+    proto::auth::{auth_service_client::AuthServiceClient, GetCurrentUserRequest, RegisterRequest},
+    testing::ChildService,
+};
 
 use crate::helpers::{bearer, binary, database_url, TestApp, PASSWORD};
 
@@ -30,11 +31,16 @@ async fn users_and_the_signing_key_survive_a_restart() {
 }
 
 fn start(db_url: &str) -> ChildService {
-    ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", db_url])
+    ChildService::start(
+        &binary(),
+        &["--listen", "127.0.0.1:0", "--database-url", db_url],
+    )
 }
 
 async fn client(process: &ChildService) -> AuthServiceClient<tonic::transport::Channel> {
-    AuthServiceClient::connect(process.url()).await.expect("connect")
+    AuthServiceClient::connect(process.url())
+        .await
+        .expect("connect")
 }
 
 #[tokio::test]

@@ -210,7 +210,6 @@ pub fn database_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("auth.db").display())
 }
 
-
 /// The auth-service binary cargo built for these tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_auth-service"))

@@ -115,7 +115,10 @@ async fn shutdown_turns_health_not_serving_before_the_server_stops() {
 async fn sigterm_makes_the_binary_drain_and_exit_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = crate::helpers::database_url(dir.path());
-    let process = ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", &url]);
+    let process = ChildService::start(
+        &binary(),
+        &["--listen", "127.0.0.1:0", "--database-url", &url],
+    );
     let addr = process.addr.clone();
     let healthcheck = Command::new(binary())
         .args(["healthcheck", "--addr", &addr])

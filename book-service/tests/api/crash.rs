@@ -9,7 +9,9 @@ use std::{
 };
 
 use bookstore_common::{
-    proto::book::{book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest},
+    proto::book::{
+        book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest,
+    },
     testing::ChildService,
 };
 use tonic::transport::Channel;
@@ -18,16 +20,31 @@ use crate::helpers::{bearer, register_and_login, sample, start_auth, wait_servin
 
 fn start(db_url: &str, auth_url: &str) -> ChildService {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_book-service"));
-    ChildService::start(&binary, &["--listen", "127.0.0.1:0", "--database-url", db_url, "--auth-url", auth_url])
+    ChildService::start(
+        &binary,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            db_url,
+            "--auth-url",
+            auth_url,
+        ],
+    )
 }
 
 async fn client(process: &ChildService) -> BookServiceClient<Channel> {
     wait_serving(process.addr.parse().expect("addr"), Duration::from_secs(10)).await;
-    BookServiceClient::connect(process.url()).await.expect("connect")
+    BookServiceClient::connect(process.url())
+        .await
+        .expect("connect")
 }
 
 fn request(request_id: &str) -> CreateBookRequest {
-    CreateBookRequest { book: Some(sample(&format!("Burst {request_id}"))), request_id: request_id.to_string() }
+    CreateBookRequest {
+        book: Some(sample(&format!("Burst {request_id}"))),
+        request_id: request_id.to_string(),
+    }
 }
 
 #[tokio::test]
@@ -51,7 +68,10 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
             loop {
                 let request_id = uuid::Uuid::new_v4().to_string();
                 sent.lock().expect("lock").push(request_id.clone());
-                match client.create_book(bearer(request(&request_id), &token)).await {
+                match client
+                    .create_book(bearer(request(&request_id), &token))
+                    .await
+                {
                     Ok(response) => {
                         let id = response.into_inner().book.expect("book").id;
                         acknowledged.lock().expect("lock").insert(request_id, id);
@@ -95,7 +115,10 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
             .book
             .expect("book");
         if let Some(first) = acknowledged.get(request_id) {
-            assert_eq!(&book.id, first, "a retry of {request_id} made a second book");
+            assert_eq!(
+                &book.id, first,
+                "a retry of {request_id} made a second book"
+            );
         }
         ids.insert(book.id);
     }
@@ -104,6 +127,10 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(listed.total_size as usize, sent.len(), "one book per request_id, none twice");
+    assert_eq!(
+        listed.total_size as usize,
+        sent.len(),
+        "one book per request_id, none twice"
+    );
     assert_eq!(ids.len(), sent.len());
 }

@@ -10,7 +10,9 @@ use tonic_types::StatusExt;
 use crate::helpers::{bearer, expect_code, sample, Stack};
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
 }
 
 #[tokio::test]
@@ -33,7 +35,12 @@ async fn create_sets_server_fields_and_stores_the_isbn_as_isbn_13() {
     let got = stack
         .books()
         .await
-        .get_book(bearer(GetBookRequest { id: book.id.clone() }, alice.token()))
+        .get_book(bearer(
+            GetBookRequest {
+                id: book.id.clone(),
+            },
+            alice.token(),
+        ))
         .await
         .expect("get")
         .into_inner()
@@ -56,7 +63,13 @@ async fn create_reports_every_field_violation_at_once_and_stores_nothing() {
     let mut books = stack.books().await;
     let status = expect_code(
         books
-            .create_book(bearer(CreateBookRequest { book: Some(bad), request_id: "not-a-uuid".into() }, alice.token()))
+            .create_book(bearer(
+                CreateBookRequest {
+                    book: Some(bad),
+                    request_id: "not-a-uuid".into(),
+                },
+                alice.token(),
+            ))
             .await,
         Code::InvalidArgument,
     );
@@ -67,10 +80,25 @@ async fn create_reports_every_field_violation_at_once_and_stores_nothing() {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    assert_eq!(fields, ["book.title", "book.author", "book.publisher", "book.price_cents", "book.isbn", "request_id"]);
-    assert_eq!(status.get_details_error_info().expect("ErrorInfo").domain, "book-service");
+    assert_eq!(
+        fields,
+        [
+            "book.title",
+            "book.author",
+            "book.publisher",
+            "book.price_cents",
+            "book.isbn",
+            "request_id"
+        ]
+    );
+    assert_eq!(
+        status.get_details_error_info().expect("ErrorInfo").domain,
+        "book-service"
+    );
     expect_code(
-        books.create_book(bearer(CreateBookRequest::default(), alice.token())).await,
+        books
+            .create_book(bearer(CreateBookRequest::default(), alice.token()))
+            .await,
         Code::InvalidArgument,
     );
     let list = books
@@ -96,11 +124,20 @@ async fn a_second_book_with_the_same_isbn_is_already_exists_but_authors_may_repe
         stack
             .books()
             .await
-            .create_book(bearer(CreateBookRequest { book: Some(same_isbn.clone()), request_id: String::new() }, alice.token()))
+            .create_book(bearer(
+                CreateBookRequest {
+                    book: Some(same_isbn.clone()),
+                    request_id: String::new(),
+                },
+                alice.token(),
+            ))
             .await,
         Code::AlreadyExists,
     );
-    assert_eq!(status.get_details_error_info().expect("ErrorInfo").reason, "ISBN_ALREADY_EXISTS");
+    assert_eq!(
+        status.get_details_error_info().expect("ErrorInfo").reason,
+        "ISBN_ALREADY_EXISTS"
+    );
     // Another owner may have the same ISBN.
     stack.create(&bob, same_isbn).await;
 }
@@ -110,9 +147,21 @@ async fn get_with_a_bad_or_unknown_id_is_invalid_argument_or_not_found() {
     let stack = Stack::spawn().await;
     let alice = stack.user("alice").await;
     let mut books = stack.books().await;
-    expect_code(books.get_book(bearer(GetBookRequest { id: "nope".into() }, alice.token())).await, Code::InvalidArgument);
     expect_code(
-        books.get_book(bearer(GetBookRequest { id: uuid::Uuid::now_v7().to_string() }, alice.token())).await,
+        books
+            .get_book(bearer(GetBookRequest { id: "nope".into() }, alice.token()))
+            .await,
+        Code::InvalidArgument,
+    );
+    expect_code(
+        books
+            .get_book(bearer(
+                GetBookRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                },
+                alice.token(),
+            ))
+            .await,
         Code::NotFound,
     );
 }
@@ -128,7 +177,13 @@ async fn update_changes_only_the_masked_fields_and_bumps_the_etag() {
     let updated = stack
         .books()
         .await
-        .update_book(bearer(UpdateBookRequest { book: Some(change), update_mask: mask(&["title"]) }, alice.token()))
+        .update_book(bearer(
+            UpdateBookRequest {
+                book: Some(change),
+                update_mask: mask(&["title"]),
+            },
+            alice.token(),
+        ))
         .await
         .expect("update")
         .into_inner()
@@ -151,18 +206,39 @@ async fn update_with_a_stale_etag_is_aborted_and_changes_nothing() {
     let mut change = book.clone();
     change.price_cents = 100;
     books
-        .update_book(bearer(UpdateBookRequest { book: Some(change.clone()), update_mask: mask(&["price_cents"]) }, alice.token()))
+        .update_book(bearer(
+            UpdateBookRequest {
+                book: Some(change.clone()),
+                update_mask: mask(&["price_cents"]),
+            },
+            alice.token(),
+        ))
         .await
         .expect("first update with the current etag");
     change.price_cents = 200;
     let status = expect_code(
         books
-            .update_book(bearer(UpdateBookRequest { book: Some(change), update_mask: mask(&["price_cents"]) }, alice.token()))
+            .update_book(bearer(
+                UpdateBookRequest {
+                    book: Some(change),
+                    update_mask: mask(&["price_cents"]),
+                },
+                alice.token(),
+            ))
             .await,
         Code::Aborted,
     );
-    assert_eq!(status.get_details_error_info().expect("ErrorInfo").reason, "ETAG_MISMATCH");
-    let now = books.get_book(bearer(GetBookRequest { id: book.id }, alice.token())).await.expect("get").into_inner().book.expect("book");
+    assert_eq!(
+        status.get_details_error_info().expect("ErrorInfo").reason,
+        "ETAG_MISMATCH"
+    );
+    let now = books
+        .get_book(bearer(GetBookRequest { id: book.id }, alice.token()))
+        .await
+        .expect("get")
+        .into_inner()
+        .book
+        .expect("book");
     assert_eq!(now.price_cents, 100);
 }
 
@@ -175,12 +251,30 @@ async fn update_refuses_a_missing_or_unknown_mask_and_invalid_values() {
     for (paths, change) in [
         (vec![], book.clone()),
         (vec!["owner_id"], book.clone()),
-        (vec!["title"], Book { title: String::new(), ..book.clone() }),
-        (vec!["*"], Book { price_cents: -5, ..book.clone() }),
+        (
+            vec!["title"],
+            Book {
+                title: String::new(),
+                ..book.clone()
+            },
+        ),
+        (
+            vec!["*"],
+            Book {
+                price_cents: -5,
+                ..book.clone()
+            },
+        ),
     ] {
         expect_code(
             books
-                .update_book(bearer(UpdateBookRequest { book: Some(change), update_mask: mask(&paths) }, alice.token()))
+                .update_book(bearer(
+                    UpdateBookRequest {
+                        book: Some(change),
+                        update_mask: mask(&paths),
+                    },
+                    alice.token(),
+                ))
                 .await,
             Code::InvalidArgument,
         );
@@ -191,13 +285,29 @@ async fn update_refuses_a_missing_or_unknown_mask_and_invalid_values() {
     expect_code(
         books
             .update_book(bearer(
-                UpdateBookRequest { book: Some(Book { isbn: "0306406152".into(), ..book.clone() }), update_mask: mask(&["isbn"]) },
+                UpdateBookRequest {
+                    book: Some(Book {
+                        isbn: "0306406152".into(),
+                        ..book.clone()
+                    }),
+                    update_mask: mask(&["isbn"]),
+                },
                 alice.token(),
             ))
             .await,
         Code::AlreadyExists,
     );
-    let unchanged = books.get_book(bearer(GetBookRequest { id: book.id.clone() }, alice.token())).await.expect("get").into_inner().book;
+    let unchanged = books
+        .get_book(bearer(
+            GetBookRequest {
+                id: book.id.clone(),
+            },
+            alice.token(),
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .book;
     assert_eq!(unchanged, Some(book));
 }
 
@@ -208,16 +318,48 @@ async fn delete_removes_the_book_and_honours_the_etag() {
     let book = stack.create(&alice, sample("Title")).await;
     let mut books = stack.books().await;
     expect_code(
-        books.delete_book(bearer(DeleteBookRequest { id: book.id.clone(), etag: "v999".into() }, alice.token())).await,
+        books
+            .delete_book(bearer(
+                DeleteBookRequest {
+                    id: book.id.clone(),
+                    etag: "v999".into(),
+                },
+                alice.token(),
+            ))
+            .await,
         Code::Aborted,
     );
     books
-        .delete_book(bearer(DeleteBookRequest { id: book.id.clone(), etag: book.etag.clone() }, alice.token()))
+        .delete_book(bearer(
+            DeleteBookRequest {
+                id: book.id.clone(),
+                etag: book.etag.clone(),
+            },
+            alice.token(),
+        ))
         .await
         .expect("delete with the current etag");
-    expect_code(books.get_book(bearer(GetBookRequest { id: book.id.clone() }, alice.token())).await, Code::NotFound);
     expect_code(
-        books.delete_book(bearer(DeleteBookRequest { id: book.id, etag: String::new() }, alice.token())).await,
+        books
+            .get_book(bearer(
+                GetBookRequest {
+                    id: book.id.clone(),
+                },
+                alice.token(),
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        books
+            .delete_book(bearer(
+                DeleteBookRequest {
+                    id: book.id,
+                    etag: String::new(),
+                },
+                alice.token(),
+            ))
+            .await,
         Code::NotFound,
     );
 }
@@ -232,23 +374,75 @@ async fn another_owners_book_is_not_found_on_every_rpc_and_stays_unchanged() {
     let book = stack.create(&alice, input.clone()).await;
     let mut books = stack.books().await;
     let token = mallory.token();
-    expect_code(books.get_book(bearer(GetBookRequest { id: book.id.clone() }, token)).await, Code::NotFound);
     expect_code(
         books
-            .update_book(bearer(UpdateBookRequest { book: Some(Book { title: "Pwned".into(), ..book.clone() }), update_mask: mask(&["title"]) }, token))
+            .get_book(bearer(
+                GetBookRequest {
+                    id: book.id.clone(),
+                },
+                token,
+            ))
             .await,
         Code::NotFound,
     );
-    expect_code(books.delete_book(bearer(DeleteBookRequest { id: book.id.clone(), etag: String::new() }, token)).await, Code::NotFound);
-    let listed = books.list_books(bearer(ListBooksRequest::default(), token)).await.expect("list").into_inner();
+    expect_code(
+        books
+            .update_book(bearer(
+                UpdateBookRequest {
+                    book: Some(Book {
+                        title: "Pwned".into(),
+                        ..book.clone()
+                    }),
+                    update_mask: mask(&["title"]),
+                },
+                token,
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        books
+            .delete_book(bearer(
+                DeleteBookRequest {
+                    id: book.id.clone(),
+                    etag: String::new(),
+                },
+                token,
+            ))
+            .await,
+        Code::NotFound,
+    );
+    let listed = books
+        .list_books(bearer(ListBooksRequest::default(), token))
+        .await
+        .expect("list")
+        .into_inner();
     assert!(listed.books.is_empty() && listed.total_size == 0);
     expect_code(
-        books.list_books(bearer(ListBooksRequest { owner_id: alice.id.clone(), ..Default::default() }, token)).await,
+        books
+            .list_books(bearer(
+                ListBooksRequest {
+                    owner_id: alice.id.clone(),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await,
         Code::PermissionDenied,
     );
     // Mallory's own book with the same ISBN is fine (uniqueness is per owner).
     stack.create(&mallory, input).await;
-    let still = books.get_book(bearer(GetBookRequest { id: book.id.clone() }, alice.token())).await.expect("get").into_inner().book;
+    let still = books
+        .get_book(bearer(
+            GetBookRequest {
+                id: book.id.clone(),
+            },
+            alice.token(),
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .book;
     assert_eq!(still, Some(book));
 }
 
@@ -258,15 +452,24 @@ async fn an_admin_may_list_another_owners_books() {
     let alice = stack.user("alice").await;
     stack.user("root").await;
     stack.create(&alice, sample("Alice's")).await;
-    let db = auth_service::db::Db::connect(&format!("sqlite://{}", stack.dir.path().join("auth.db").display()))
-        .await
-        .expect("auth db");
+    let db = auth_service::db::Db::connect(&format!(
+        "sqlite://{}",
+        stack.dir.path().join("auth.db").display()
+    ))
+    .await
+    .expect("auth db");
     assert!(db.promote("root").await.expect("promote"));
     let admin = stack.user_login("root").await;
     let listed = stack
         .books()
         .await
-        .list_books(bearer(ListBooksRequest { owner_id: alice.id.clone(), ..Default::default() }, admin.token()))
+        .list_books(bearer(
+            ListBooksRequest {
+                owner_id: alice.id.clone(),
+                ..Default::default()
+            },
+            admin.token(),
+        ))
         .await
         .expect("admin lists alice's books")
         .into_inner();
@@ -277,6 +480,16 @@ async fn an_admin_may_list_another_owners_books() {
 #[tokio::test]
 async fn calls_without_a_token_are_unauthenticated_before_anything_runs() {
     let stack = Stack::spawn().await;
-    let status = expect_code(stack.books().await.list_books(ListBooksRequest::default()).await, Code::Unauthenticated);
-    assert_eq!(status.get_details_error_info().expect("ErrorInfo").domain, "book-service");
+    let status = expect_code(
+        stack
+            .books()
+            .await
+            .list_books(ListBooksRequest::default())
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_eq!(
+        status.get_details_error_info().expect("ErrorInfo").domain,
+        "book-service"
+    );
 }

@@ -2,7 +2,9 @@
 
 use bookstore_common::proto::{
     auth::{LogoutRequest, RefreshTokenRequest},
-    book::{CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest},
+    book::{
+        CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
+    },
 };
 use prost_types::FieldMask;
 use tonic::Code;
@@ -17,7 +19,13 @@ async fn register_login_crud_refresh_logout() {
     let token = alice.token();
 
     let created = books
-        .create_book(bearer(CreateBookRequest { book: Some(sample("The Lathe of Heaven")), request_id: uuid::Uuid::new_v4().to_string() }, token))
+        .create_book(bearer(
+            CreateBookRequest {
+                book: Some(sample("The Lathe of Heaven")),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            },
+            token,
+        ))
         .await
         .expect("create")
         .into_inner()
@@ -26,38 +34,75 @@ async fn register_login_crud_refresh_logout() {
     let mut change = created.clone();
     change.price_cents = 999;
     let updated = books
-        .update_book(bearer(UpdateBookRequest { book: Some(change), update_mask: Some(FieldMask { paths: vec!["price_cents".into()] }) }, token))
+        .update_book(bearer(
+            UpdateBookRequest {
+                book: Some(change),
+                update_mask: Some(FieldMask {
+                    paths: vec!["price_cents".into()],
+                }),
+            },
+            token,
+        ))
         .await
         .expect("update")
         .into_inner()
         .book
         .expect("book");
     assert_eq!(updated.price_cents, 999);
-    let listed = books.list_books(bearer(ListBooksRequest::default(), token)).await.expect("list").into_inner();
+    let listed = books
+        .list_books(bearer(ListBooksRequest::default(), token))
+        .await
+        .expect("list")
+        .into_inner();
     assert_eq!(listed.books, vec![updated.clone()]);
 
     let mut auth = stack.auth_client().await;
     let refreshed = auth
-        .refresh_token(RefreshTokenRequest { refresh_token: alice.login.refresh_token.clone() })
+        .refresh_token(RefreshTokenRequest {
+            refresh_token: alice.login.refresh_token.clone(),
+        })
         .await
         .expect("refresh")
         .into_inner();
     let got = books
-        .get_book(bearer(GetBookRequest { id: created.id.clone() }, &refreshed.access_token))
+        .get_book(bearer(
+            GetBookRequest {
+                id: created.id.clone(),
+            },
+            &refreshed.access_token,
+        ))
         .await
         .expect("refreshed token works at book-service")
         .into_inner()
         .book;
     assert_eq!(got, Some(updated.clone()));
     books
-        .delete_book(bearer(DeleteBookRequest { id: created.id.clone(), etag: updated.etag }, &refreshed.access_token))
+        .delete_book(bearer(
+            DeleteBookRequest {
+                id: created.id.clone(),
+                etag: updated.etag,
+            },
+            &refreshed.access_token,
+        ))
         .await
         .expect("delete");
 
-    auth.logout(LogoutRequest { refresh_token: refreshed.refresh_token.clone() }).await.expect("logout");
+    auth.logout(LogoutRequest {
+        refresh_token: refreshed.refresh_token.clone(),
+    })
+    .await
+    .expect("logout");
     expect_code(
-        auth.refresh_token(RefreshTokenRequest { refresh_token: refreshed.refresh_token }).await,
+        auth.refresh_token(RefreshTokenRequest {
+            refresh_token: refreshed.refresh_token,
+        })
+        .await,
         Code::Unauthenticated,
     );
-    expect_code(books.get_book(bearer(GetBookRequest { id: created.id }, token)).await, Code::NotFound);
+    expect_code(
+        books
+            .get_book(bearer(GetBookRequest { id: created.id }, token))
+            .await,
+        Code::NotFound,
+    );
 }

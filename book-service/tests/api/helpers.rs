@@ -10,7 +10,9 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use bookstore_common::testing::{bearer, expect_code, with_authorization};
 use tonic::transport::Channel;
-use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 
 /// A password every policy accepts.
 pub const PASSWORD: &str = "a sufficiently long passphrase";
@@ -43,21 +45,33 @@ impl Drop for Server {
     }
 }
 
-fn spawn<F>(listener: TcpListener, serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F) -> Server
+fn spawn<F>(
+    listener: TcpListener,
+    serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F,
+) -> Server
 where
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let addr = listener.local_addr().expect("local addr");
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(serve(listener, stopped));
-    Server { addr, stop: Some(stop), task: Some(task) }
+    Server {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 /// auth-service on `dir/auth.db`, listening on `addr` (port 0 for any).
 pub async fn start_auth(dir: &Path, addr: &str) -> Server {
-    let config = auth_service::Config::with_database(format!("sqlite://{}", dir.join("auth.db").display()));
+    let config =
+        auth_service::Config::with_database(format!("sqlite://{}", dir.join("auth.db").display()));
     let listener = TcpListener::bind(addr).await.expect("bind auth");
-    spawn(listener, |l, stopped| auth_service::serve(config, l, async move { let _ = stopped.await; }))
+    spawn(listener, |l, stopped| {
+        auth_service::serve(config, l, async move {
+            let _ = stopped.await;
+        })
+    })
 }
 
 /// book-service on `dir/books.db`, trusting the auth-service at `auth_addr`.
@@ -67,14 +81,27 @@ pub async fn start_book(dir: &Path, auth_addr: SocketAddr) -> Server {
         format!("http://{auth_addr}"),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind book");
-    spawn(listener, |l, stopped| book_service::serve(config, l, async move { let _ = stopped.await; }))
+    spawn(listener, |l, stopped| {
+        book_service::serve(config, l, async move {
+            let _ = stopped.await;
+        })
+    })
 }
 
 /// Overall health of the server at `addr`.
 pub async fn health(addr: SocketAddr) -> Option<ServingStatus> {
-    let channel = Channel::from_shared(format!("http://{addr}")).ok()?.connect().await.ok()?;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
     let mut client = HealthClient::new(channel);
-    let status = client.check(HealthCheckRequest { service: String::new() }).await.ok()?;
+    let status = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .ok()?;
     ServingStatus::try_from(status.into_inner().status).ok()
 }
 
@@ -82,7 +109,10 @@ pub async fn health(addr: SocketAddr) -> Option<ServingStatus> {
 pub async fn wait_serving(addr: SocketAddr, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     while health(addr).await != Some(ServingStatus::Serving) {
-        assert!(tokio::time::Instant::now() < deadline, "{addr} not SERVING within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr} not SERVING within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -125,12 +155,16 @@ impl Stack {
 
     /// An AuthService client.
     pub async fn auth_client(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::connect(format!("http://{}", self.auth.addr)).await.expect("connect auth")
+        AuthServiceClient::connect(format!("http://{}", self.auth.addr))
+            .await
+            .expect("connect auth")
     }
 
     /// A BookService client (add the token per request with [`bearer`]).
     pub async fn books(&self) -> BookServiceClient<Channel> {
-        BookServiceClient::connect(format!("http://{}", self.book.addr)).await.expect("connect book")
+        BookServiceClient::connect(format!("http://{}", self.book.addr))
+            .await
+            .expect("connect book")
     }
 
     /// Registers and logs in `username`.
@@ -147,7 +181,13 @@ impl Stack {
     pub async fn create(&self, caller: &Caller, book: Book) -> Book {
         self.books()
             .await
-            .create_book(bearer(CreateBookRequest { book: Some(book), request_id: String::new() }, caller.token()))
+            .create_book(bearer(
+                CreateBookRequest {
+                    book: Some(book),
+                    request_id: String::new(),
+                },
+                caller.token(),
+            ))
             .await
             .expect("create book")
             .into_inner()
@@ -161,7 +201,10 @@ pub async fn register_and_login(auth: SocketAddr, username: &str) -> Caller {
     AuthServiceClient::connect(format!("http://{auth}"))
         .await
         .expect("connect auth")
-        .register(RegisterRequest { username: username.into(), password: PASSWORD.into() })
+        .register(RegisterRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+        })
         .await
         .expect("register");
     login(auth, username).await
@@ -172,11 +215,17 @@ pub async fn login(auth: SocketAddr, username: &str) -> Caller {
     let login = AuthServiceClient::connect(format!("http://{auth}"))
         .await
         .expect("connect auth")
-        .login(LoginRequest { username: username.into(), password: PASSWORD.into() })
+        .login(LoginRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+        })
         .await
         .expect("login")
         .into_inner();
-    Caller { id: login.user.as_ref().expect("user").id.clone(), login }
+    Caller {
+        id: login.user.as_ref().expect("user").id.clone(),
+        login,
+    }
 }
 
 /// A valid book with this title.
@@ -189,4 +238,3 @@ pub fn sample(title: &str) -> Book {
         ..Book::default()
     }
 }
-

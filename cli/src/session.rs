@@ -1,0 +1,121 @@
+//! The logged-in session: tokens kept in a 0600 file under `$XDG_CONFIG_HOME/bookstore/`
+//! (or `~/.config/bookstore/`), and an access token that refreshes itself when it expires.
+
+use std::{fs, io::Write, path::PathBuf};
+
+use anyhow::{bail, Context};
+use bookstore_common::{proto::auth::RefreshTokenRequest, unix_now};
+use serde::{Deserialize, Serialize};
+
+use crate::client;
+
+/// Refresh this many seconds before the access token's expiry.
+const EXPIRY_MARGIN: i64 = 30;
+
+/// What `login` stores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Who is logged in.
+    pub username: String,
+    /// Bearer token for book-service and UserService.
+    pub access_token: String,
+    /// When it expires (Unix seconds).
+    pub access_expires_at: i64,
+    /// Spent and replaced on every refresh.
+    pub refresh_token: String,
+}
+
+/// `$XDG_CONFIG_HOME/bookstore/session.json`, else `~/.config/bookstore/session.json`.
+pub fn path() -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(
+            std::env::var_os("HOME").context("neither XDG_CONFIG_HOME nor HOME is set")?,
+        )
+        .join(".config"),
+    };
+    Ok(base.join("bookstore").join("session.json"))
+}
+
+/// The stored session, if logged in.
+pub fn load() -> anyhow::Result<Option<Session>> {
+    let path = path()?;
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!("{} is damaged; run `bookstore login`", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Stores `session` readable by the owner only (written to a temporary file, then renamed, so
+/// a crash never leaves half a file).
+pub fn save(session: &Session) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = path()?;
+    let dir = path.parent().context("session path has a parent")?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(session)?)?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// Forgets the session (nothing to do when logged out).
+pub fn delete() -> anyhow::Result<()> {
+    match fs::remove_file(path()?) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The stored session, or an error that says how to log in.
+pub fn require() -> anyhow::Result<Session> {
+    match load()? {
+        Some(session) => Ok(session),
+        None => bail!("not logged in: run `bookstore login NAME` first"),
+    }
+}
+
+/// A valid access token: the stored one, or a fresh one from RefreshToken when it has expired
+/// (the new tokens are stored).
+pub async fn access_token(auth_url: &str) -> anyhow::Result<String> {
+    let mut session = require()?;
+    if session.access_expires_at - EXPIRY_MARGIN > unix_now() {
+        return Ok(session.access_token);
+    }
+    let refreshed = client::auth(auth_url)
+        .await?
+        .refresh_token(RefreshTokenRequest {
+            refresh_token: session.refresh_token.clone(),
+        })
+        .await;
+    let refreshed = match refreshed {
+        Ok(r) => r.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            delete()?;
+            bail!(
+                "your session has expired: run `bookstore login {}` again",
+                session.username
+            )
+        }
+        Err(status) => return Err(status.into()),
+    };
+    session.access_token = refreshed.access_token;
+    session.access_expires_at = unix_now() + refreshed.expires_in;
+    session.refresh_token = refreshed.refresh_token;
+    save(&session)?;
+    Ok(session.access_token)
+}

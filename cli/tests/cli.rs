@@ -1,0 +1,311 @@
+//! The `bookstore` binary end to end: `bookstore up` on ephemeral ports, and every client
+//! command run as a user would, with a private config dir.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::fs::PermissionsExt,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const PASSWORD: &str = "a sufficiently long passphrase";
+
+/// A running `bookstore up` and a private config dir for the client commands.
+struct Up {
+    child: Child,
+    auth_url: String,
+    book_url: String,
+    config: tempfile::TempDir,
+    _data: tempfile::TempDir,
+}
+
+impl Up {
+    fn start() -> Up {
+        let data = tempfile::tempdir().expect("data dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args([
+                "up",
+                "--auth-listen",
+                "127.0.0.1:0",
+                "--book-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bookstore up");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut url = |service: &str| loop {
+            let line = lines
+                .next()
+                .expect("bookstore up exited early")
+                .expect("line");
+            if let Some(rest) = line.trim().strip_prefix(service) {
+                break rest.trim().to_string();
+            }
+        };
+        let auth_url = url("auth-service");
+        let book_url = url("book-service");
+        std::thread::spawn(move || lines.for_each(drop));
+        Up {
+            child,
+            auth_url,
+            book_url,
+            config: tempfile::tempdir().expect("config dir"),
+            _data: data,
+        }
+    }
+
+    /// Runs `bookstore args...` with `stdin`.
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .env("BOOKSTORE_AUTH_URL", &self.auth_url)
+            .env("BOOKSTORE_BOOK_URL", &self.book_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bookstore");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("output")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail with exactly one line on stderr; returns that line.
+    fn fails(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+
+    fn session_file(&self) -> PathBuf {
+        self.config.path().join("bookstore").join("session.json")
+    }
+
+    /// Registers and logs in `name`, then waits (bounded) until book-service serves.
+    fn logged_in(&self, name: &str) {
+        let out = self.run(
+            &["register", name, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = self.run(
+            &["login", name, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.run(&["books", "list"], "").status.success() {
+            assert!(Instant::now() < deadline, "book-service never served");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait").code()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn register_login_books_and_logout_work_from_the_command_line() {
+    let up = Up::start();
+    up.logged_in("alice");
+    assert_eq!(up.ok(&["whoami"]).trim(), "alice");
+    let mode = std::fs::metadata(up.session_file())
+        .expect("session file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let added = json(&up.ok(&[
+        "books",
+        "add",
+        "--title",
+        "The Dispossessed",
+        "--author",
+        "Ursula K. Le Guin",
+        "--publisher",
+        "Harper",
+        "--price",
+        "12.50",
+        "--isbn",
+        "0-06-051275-X",
+        "--json",
+    ]));
+    assert_eq!(added["priceCents"], "1250");
+    assert_eq!(added["isbn"], "9780060512750");
+    let id = added["id"].as_str().expect("id").to_string();
+    up.ok(&[
+        "books",
+        "add",
+        "--title",
+        "Solaris",
+        "--author",
+        "Stanisław Lem",
+        "--price",
+        "9",
+    ]);
+
+    let table = up.ok(&["books", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("ID")
+            && lines[1].contains("The Dispossessed")
+            && lines[2].contains("Solaris")
+    );
+    assert_eq!(
+        lines[0].find("TITLE"),
+        lines[1].find("The Dispossessed"),
+        "aligned:\n{table}"
+    );
+
+    let listed = json(&up.ok(&["books", "list", "--author", "ursula k. le guin", "--json"]));
+    assert_eq!(listed["totalSize"], 1);
+    assert_eq!(listed["books"][0]["id"], id.as_str());
+
+    let updated = json(&up.ok(&["books", "update", &id, "--price", "10", "--json"]));
+    assert_eq!(updated["priceCents"], "1000");
+    assert_eq!(updated["title"], "The Dispossessed");
+    let got = json(&up.ok(&["books", "get", &id, "--json"]));
+    assert_eq!(got["etag"], updated["etag"]);
+
+    up.ok(&["books", "rm", &id]);
+    let line = up.fails(&["books", "get", &id], "");
+    assert!(line.contains("NotFound"), "{line}");
+
+    up.ok(&["logout"]);
+    assert!(!up.session_file().exists());
+    let line = up.fails(&["whoami"], "");
+    assert!(line.contains("bookstore login"), "{line}");
+    assert_eq!(
+        up.stop(),
+        Some(0),
+        "bookstore up drains and exits 0 on SIGTERM"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_changes_nothing() {
+    let up = Up::start();
+    let line = up.fails(&["books", "list"], "");
+    assert!(
+        line.contains("not logged in") && line.contains("bookstore login"),
+        "{line}"
+    );
+    let line = up.fails(&["register", "bob", "--password-stdin"], "short\n");
+    assert!(line.contains("password") && line.contains("12"), "{line}");
+    let line = up.fails(
+        &["login", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(line.contains("invalid username or password"), "{line}");
+
+    up.logged_in("carol");
+    let line = up.fails(
+        &[
+            "books",
+            "add",
+            "--title",
+            "T",
+            "--author",
+            "A",
+            "--price",
+            "1",
+            "--isbn",
+            "978-0-306-40615-8",
+        ],
+        "",
+    );
+    assert!(
+        line.contains("book.isbn") && line.contains("check digit"),
+        "{line}"
+    );
+    let line = up.fails(
+        &[
+            "books", "add", "--title", " ", "--author", " ", "--price", "1",
+        ],
+        "",
+    );
+    assert!(
+        line.contains("book.title") && line.contains("book.author"),
+        "{line}"
+    );
+    let line = up.fails(
+        &[
+            "books", "add", "--title", "T", "--author", "A", "--price", "12.345",
+        ],
+        "",
+    );
+    assert!(line.contains("price"), "{line}");
+    let line = up.fails(&["books", "update", "not-a-uuid", "--price", "1"], "");
+    assert!(line.contains("id"), "{line}");
+    assert_eq!(
+        json(&up.ok(&["books", "list", "--json"])).get("totalSize"),
+        None,
+        "no book was stored"
+    );
+}
+
+#[test]
+fn an_expired_access_token_is_refreshed_by_itself() {
+    let up = Up::start();
+    up.logged_in("dave");
+    let path = up.session_file();
+    let mut session = json(&std::fs::read_to_string(&path).expect("session"));
+    let refresh_before = session["refresh_token"].clone();
+    session["access_expires_at"] = 0.into();
+    std::fs::write(&path, session.to_string()).expect("write session");
+    assert_eq!(up.ok(&["whoami"]).trim(), "dave");
+    let after = json(&std::fs::read_to_string(&path).expect("session"));
+    assert_ne!(after["refresh_token"], refresh_before, "rotated");
+    assert!(after["access_expires_at"].as_i64().expect("number") > 0);
+}
