@@ -173,7 +173,7 @@ impl Accounts {
             .verify(current, Some(user.password_hash))
             .await?
         {
-            return Err(Error::BadCredentials);
+            return Err(Error::WrongCurrentPassword);
         }
         let hash = self.hasher.hash(new).await?;
         self.db.change_password(user_id, &hash).await

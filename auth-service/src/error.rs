@@ -20,6 +20,9 @@ pub enum Error {
     /// Unknown user or wrong password.
     #[error("{BAD_CREDENTIALS}")]
     BadCredentials,
+    /// ChangePassword with a wrong current password.
+    #[error("current password is wrong")]
+    WrongCurrentPassword,
     /// Too many failed logins; come back after the delay.
     #[error("too many failed logins")]
     Throttled(Duration),
@@ -52,6 +55,12 @@ impl From<Error> for Status {
                 DOMAIN,
                 "INVALID_CREDENTIALS",
                 BAD_CREDENTIALS,
+            ),
+            Error::WrongCurrentPassword => error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "INVALID_CREDENTIALS",
+                "current_password is wrong",
             ),
             Error::Throttled(after) => error::throttled(
                 DOMAIN,

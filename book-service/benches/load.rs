@@ -1,0 +1,261 @@
+//! Load figures for the pair, both services in this process on loopback (real sockets, real
+//! tonic clients): Login, CreateBook, GetBook with a reused token, and ListBooks on the first
+//! versus a deep page. Run with `cargo bench -p book-service --bench load`; the figures are in
+//! BENCHMARKS.md. Bounded: fixed request counts, then it stops by itself.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bookstore_common::proto::{
+    auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
+    book::{
+        book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
+        ListBooksRequest,
+    },
+};
+use tokio::net::TcpListener;
+use tonic::{transport::Channel, Request};
+
+const PASSWORD: &str = "a sufficiently long passphrase";
+
+fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    request
+}
+
+/// Runs `total` calls of `op` from `concurrency` tasks; prints throughput and latency quantiles.
+async fn load<F, Fut>(label: &str, total: usize, concurrency: usize, op: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, next) = (op.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break latencies;
+                }
+                let t = Instant::now();
+                op(i).await;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task"));
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let q = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    println!(
+        "{label:<34} {total:>6} calls  c={concurrency:<3} {:>8.0} calls/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        total as f64 / elapsed.as_secs_f64(),
+        q(0.50).as_secs_f64() * 1000.0,
+        q(0.99).as_secs_f64() * 1000.0,
+    );
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let auth_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let auth_addr = auth_listener.local_addr().expect("addr");
+    let auth_config = auth_service::Config::with_database(format!(
+        "sqlite://{}",
+        dir.path().join("auth.db").display()
+    ));
+    tokio::spawn(auth_service::serve(
+        auth_config,
+        auth_listener,
+        std::future::pending(),
+    ));
+    let book_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let book_addr = book_listener.local_addr().expect("addr");
+    let book_config = book_service::Config::new(
+        format!("sqlite://{}", dir.path().join("books.db").display()),
+        format!("http://{auth_addr}"),
+    );
+    tokio::spawn(book_service::serve(
+        book_config,
+        book_listener,
+        std::future::pending(),
+    ));
+
+    let auth_channel = Channel::from_shared(format!("http://{auth_addr}"))
+        .expect("url")
+        .connect_lazy();
+    let book_channel = Channel::from_shared(format!("http://{book_addr}"))
+        .expect("url")
+        .connect_lazy();
+    let auth = AuthServiceClient::new(auth_channel);
+    auth.clone()
+        .register(RegisterRequest {
+            username: "bench".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("register");
+    let token = auth
+        .clone()
+        .login(LoginRequest {
+            username: "bench".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token;
+    let books = BookServiceClient::new(book_channel);
+    // book-service serves once it holds auth-service's keys.
+    while books
+        .clone()
+        .list_books(bearer(ListBooksRequest::default(), &token))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "Bookstore load figures ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let a = auth.clone();
+    load("Login (argon2id, 19 MiB, t=2)", 64, 8, move |_| {
+        let mut a = a.clone();
+        async move {
+            a.login(LoginRequest {
+                username: "bench".into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .expect("login");
+        }
+    })
+    .await;
+
+    let (b, t) = (books.clone(), token.clone());
+    load("CreateBook (fsync per commit)", 5_000, 32, move |i| {
+        let (mut b, t) = (b.clone(), t.clone());
+        async move {
+            let book = Book {
+                title: format!("Book {i}"),
+                author: "Bench".into(),
+                price_cents: 100,
+                ..Book::default()
+            };
+            b.create_book(bearer(
+                CreateBookRequest {
+                    book: Some(book),
+                    request_id: String::new(),
+                },
+                &t,
+            ))
+            .await
+            .expect("create");
+        }
+    })
+    .await;
+
+    let first = books
+        .clone()
+        .list_books(bearer(
+            ListBooksRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("list");
+    let id = first.into_inner().books[0].id.clone();
+    let (b, t) = (books.clone(), token.clone());
+    load("GetBook (cached token)", 20_000, 32, move |_| {
+        let (mut b, t, id) = (b.clone(), t.clone(), id.clone());
+        async move {
+            b.get_book(bearer(GetBookRequest { id }, &t))
+                .await
+                .expect("get");
+        }
+    })
+    .await;
+
+    // Walk to page 99 of 50 (books 4,901-4,950) once, to get its token.
+    let mut page_token = String::new();
+    for _ in 0..98 {
+        let page = books
+            .clone()
+            .list_books(bearer(
+                ListBooksRequest {
+                    page_size: 50,
+                    page_token,
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("list")
+            .into_inner();
+        page_token = page.next_page_token;
+    }
+    for (label, start) in [
+        ("ListBooks page 1 of 100 (50/page)", String::new()),
+        ("ListBooks page 99 of 100 (50/page)", page_token),
+    ] {
+        let (b, t) = (books.clone(), token.clone());
+        load(label, 2_000, 16, move |_| {
+            let (mut b, t, start) = (b.clone(), t.clone(), start.clone());
+            async move {
+                let page = b
+                    .list_books(bearer(
+                        ListBooksRequest {
+                            page_size: 50,
+                            page_token: start,
+                            ..Default::default()
+                        },
+                        &t,
+                    ))
+                    .await
+                    .expect("list")
+                    .into_inner();
+                assert_eq!(page.books.len(), 50);
+            }
+        })
+        .await;
+    }
+    println!(
+        "peak RSS of this process (both services + clients): {:.1} MiB",
+        peak_rss_mib()
+    );
+}
