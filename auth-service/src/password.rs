@@ -5,11 +5,13 @@
 //! semaphore with one permit per core: a login storm queues here instead of starving the async
 //! workers that serve every other RPC.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Algorithm, Argon2, Params, Version,
+    password_hash::{
+        rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString,
+    },
+    Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT,
 };
 use tokio::sync::Semaphore;
 
@@ -43,10 +45,71 @@ pub fn policy_violation(password: &str) -> Option<String> {
     None
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
-    let params = Params::new(19_456, 2, 1, None).expect("OWASP argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
+fn params() -> Params {
+    Params::new(19_456, 2, 1, None).expect("OWASP argon2 parameters are valid")
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("argon2 {what}: {e}"))
+}
+
+/// PHC string of `password` with a fresh random salt, computed in `memory`.
+fn hash_in(password: &[u8], memory: &mut [Block]) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt.decode_b64(&mut salt_bytes).map_err(|e| internal("salt", e))?;
+    let params = params();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt_raw, out, &mut *memory)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| internal("hash", e))?;
+    let phc = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| internal("params", e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc`, computed in `memory` when the stored
+/// parameters fit it (hashes made with other parameters still verify, in fresh memory).
+fn verify_in(password: &[u8], phc: &str, memory: &mut [Block]) -> Result<bool> {
+    let parsed = PasswordHash::new(phc).map_err(|e| internal("stored hash", e))?;
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return Err(internal("stored hash", "no hash or salt"));
+    };
+    let params = Params::try_from(&parsed).map_err(|e| internal("stored params", e))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| internal("algorithm", e))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| internal("version", e))?
+        .unwrap_or_default();
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt.decode_b64(&mut salt_bytes).map_err(|e| internal("salt", e))?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut fresh = Vec::new();
+    let memory = if memory.len() == params.block_count() {
+        memory
+    } else {
+        fresh.resize(params.block_count(), Block::default());
+        &mut fresh[..]
+    };
+    let computed = Output::init_with(expected.len(), |out| {
+        argon
+            .hash_password_into_with_memory(password, salt_raw, out, &mut *memory)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| internal("verify", e))?;
+    // `Output` compares in constant time.
+    Ok(computed == expected)
 }
 
 /// Hash of a random password, verified against when the user does not exist, so an unknown
@@ -54,18 +117,23 @@ fn argon2() -> Argon2<'static> {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+        let mut memory = vec![Block::default(); params().block_count()];
+        hash_in(uuid::Uuid::new_v4().as_bytes(), &mut memory)
             .expect("hashing a random password with valid parameters succeeds")
-            .to_string()
     })
 }
 
 /// Hashes and verifies passwords on the blocking pool, at most one per core at a time.
+///
+/// Each running hash needs 19 MiB of working memory. Allocating it per call let glibc keep the
+/// freed blocks in a different arena for every blocking-pool thread (hundreds of MiB after a
+/// login burst), so the memory is allocated once per permit and reused: the hasher's footprint
+/// is cores × 19 MiB, whatever the load.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// Working memory not in use right now; at most one per permit.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl Default for Hasher {
@@ -76,6 +144,7 @@ impl Default for Hasher {
         let _ = dummy_hash();
         Hasher {
             permits: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
@@ -83,45 +152,47 @@ impl Default for Hasher {
 impl Hasher {
     /// PHC string of `password` with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String> {
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| Error::Internal(format!("argon2 hash: {e}")))
-        })
-        .await
+        self.run(move |memory| hash_in(password.as_bytes(), memory)).await
     }
 
     /// Whether `password` matches `phc`. `None` (unknown user) verifies against the dummy hash
     /// and answers false, in the same time.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
-        self.run(move || {
+        self.run(move |memory| {
             let known = phc.is_some();
-            let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-            let parsed = PasswordHash::new(&phc)
-                .map_err(|e| Error::Internal(format!("stored hash unreadable: {e}")))?;
-            let matches = argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
-            Ok(known && matches)
+            let phc = phc.as_deref().unwrap_or_else(|| dummy_hash());
+            Ok(verify_in(password.as_bytes(), phc, memory)? && known)
         })
         .await
     }
 
+    /// Runs `work` on the blocking pool with a permit and a working-memory buffer.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
+        work: impl FnOnce(&mut [Block]) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| Error::Internal("hasher semaphore closed".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+        let pool = Arc::clone(&self.memory);
+        let mut memory = lock(&pool)
+            .pop()
+            .unwrap_or_else(|| vec![Block::default(); params().block_count()]);
+        let (result, memory) = tokio::task::spawn_blocking(move || {
+            let result = work(&mut memory);
+            (result, memory)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?;
+        lock(&pool).push(memory);
+        result
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -134,6 +205,27 @@ mod tests {
         assert!(policy_violation("éééééééééééé").is_none(), "12 code points");
         assert!(policy_violation(&"x".repeat(129)).is_some());
         assert!(policy_violation(&"x".repeat(128)).is_none());
+    }
+
+    #[test]
+    fn hashes_are_argon2id_phc_strings_that_verify_only_their_password() {
+        let mut memory = vec![Block::default(); params().block_count()];
+        let phc = hash_in(b"correct horse battery", &mut memory).expect("hash");
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_in(b"correct horse battery", &phc, &mut memory).expect("verify"));
+        assert!(!verify_in(b"correct horse batterY", &phc, &mut memory).expect("verify"));
+        let other = hash_in(b"correct horse battery", &mut memory).expect("hash");
+        assert_ne!(phc, other, "a fresh salt per hash");
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_with_other_parameters_still_verify() {
+        use argon2::PasswordHasher;
+        let salt = SaltString::generate(&mut OsRng);
+        let weaker = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).expect("params"));
+        let phc = weaker.hash_password(b"an older password", &salt).expect("hash").to_string();
+        let mut memory = vec![Block::default(); params().block_count()];
+        assert!(verify_in(b"an older password", &phc, &mut memory).expect("verify"));
     }
 
     #[test]

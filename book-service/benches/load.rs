@@ -63,10 +63,11 @@ where
     all.sort();
     let q = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "{label:<34} {total:>6} calls  c={concurrency:<3} {:>8.0} calls/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "{label:<34} {total:>6} calls  c={concurrency:<3} {:>7.0} calls/s  p50 {:>6.2} ms  p99 {:>6.2} ms  peak RSS {:>5.0} MiB",
         total as f64 / elapsed.as_secs_f64(),
         q(0.50).as_secs_f64() * 1000.0,
         q(0.99).as_secs_f64() * 1000.0,
+        peak_rss_mib(),
     );
 }
 
@@ -147,8 +148,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "Bookstore load figures ({} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "Bookstore load figures ({} cores); peak RSS after start-up, register and login: {:.0} MiB",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        peak_rss_mib()
     );
 
     let a = auth.clone();
