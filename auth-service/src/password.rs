@@ -8,9 +8,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString,
-    },
+    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
     Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT,
 };
 use tokio::sync::Semaphore;
@@ -58,7 +56,9 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
 fn hash_in(password: &[u8], memory: &mut [Block]) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt.decode_b64(&mut salt_bytes).map_err(|e| internal("salt", e))?;
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal("salt", e))?;
     let params = params();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
@@ -93,7 +93,9 @@ fn verify_in(password: &[u8], phc: &str, memory: &mut [Block]) -> Result<bool> {
         .map_err(|e| internal("version", e))?
         .unwrap_or_default();
     let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt.decode_b64(&mut salt_bytes).map_err(|e| internal("salt", e))?;
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal("salt", e))?;
     let argon = Argon2::new(algorithm, version, params.clone());
     let mut fresh = Vec::new();
     let memory = if memory.len() == params.block_count() {
@@ -152,7 +154,8 @@ impl Default for Hasher {
 impl Hasher {
     /// PHC string of `password` with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String> {
-        self.run(move |memory| hash_in(password.as_bytes(), memory)).await
+        self.run(move |memory| hash_in(password.as_bytes(), memory))
+            .await
     }
 
     /// Whether `password` matches `phc`. `None` (unknown user) verifies against the dummy hash
@@ -222,8 +225,15 @@ mod tests {
     fn hashes_made_by_the_argon2_crate_with_other_parameters_still_verify() {
         use argon2::PasswordHasher;
         let salt = SaltString::generate(&mut OsRng);
-        let weaker = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).expect("params"));
-        let phc = weaker.hash_password(b"an older password", &salt).expect("hash").to_string();
+        let weaker = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).expect("params"),
+        );
+        let phc = weaker
+            .hash_password(b"an older password", &salt)
+            .expect("hash")
+            .to_string();
         let mut memory = vec![Block::default(); params().block_count()];
         assert!(verify_in(b"an older password", &phc, &mut memory).expect("verify"));
     }

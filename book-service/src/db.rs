@@ -5,7 +5,7 @@ use bookstore_common::{
     paging::Cursor,
     sqlite::{self, Database},
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use crate::{
     error::{Error, Result},
@@ -115,7 +115,7 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((book_id, fingerprint)) = seen {
-                let book = select_book(&mut tx, &book.owner_id, &book_id).await?;
+                let book = select_book(&mut *tx, &book.owner_id, &book_id).await?;
                 return Ok(Created::Replay { fingerprint, book });
             }
             sqlx::query(
@@ -155,12 +155,7 @@ impl Db {
 
     /// The book `id` of `owner_id`.
     pub async fn book(&self, owner_id: &str, id: &str) -> Result<Option<BookRow>> {
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = ? AND id = ?");
-        Ok(sqlx::query_as(&sql)
-            .bind(owner_id)
-            .bind(id)
-            .fetch_optional(&self.0.reader)
-            .await?)
+        select_book(&self.0.reader, owner_id, id).await
     }
 
     /// Up to `limit` books matching `filter` after `after`, in (create_time, id) order.
@@ -204,7 +199,7 @@ impl Db {
         now: i64,
     ) -> Result<BookRow> {
         let mut tx = self.0.begin_write().await?;
-        let mut book = select_book(&mut tx, owner_id, id)
+        let mut book = select_book(&mut *tx, owner_id, id)
             .await?
             .ok_or(Error::NotFound)?;
         let fields = change(&book)?;
@@ -242,7 +237,7 @@ impl Db {
         check: impl FnOnce(&BookRow) -> Result<()>,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        let book = select_book(&mut tx, owner_id, id)
+        let book = select_book(&mut *tx, owner_id, id)
             .await?
             .ok_or(Error::NotFound)?;
         check(&book)?;
@@ -256,8 +251,8 @@ impl Db {
     }
 }
 
-async fn select_book(
-    tx: &mut Transaction<'static, Sqlite>,
+async fn select_book<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
     owner_id: &str,
     id: &str,
 ) -> Result<Option<BookRow>> {
@@ -265,7 +260,7 @@ async fn select_book(
     Ok(sqlx::query_as(&sql)
         .bind(owner_id)
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(executor)
         .await?)
 }
 
