@@ -104,10 +104,3 @@ impl Violations {
         }
     }
 }
-
-/// INVALID_ARGUMENT for a single field.
-pub fn invalid_field(domain: &str, field: &str, description: &str) -> Status {
-    let mut v = Violations::default();
-    v.add(field, description);
-    v.into_status(domain)
-}
