@@ -36,6 +36,8 @@ pub struct ChildService {
     pub child: std::process::Child,
     /// `host:port` it listens on.
     pub addr: String,
+    /// Every stderr line (JSON log events) so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ChildService {
@@ -68,9 +70,20 @@ impl ChildService {
                 break event["addr"].as_str().expect("addr field").to_string();
             }
         };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ChildService { child, addr }
+        // Keep draining the log (so the child never blocks on a full pipe), and keep it.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        ChildService { child, addr, log }
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// `http://host:port`.

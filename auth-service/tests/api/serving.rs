@@ -139,3 +139,64 @@ async fn sigterm_makes_the_binary_drain_and_exit_zero() {
         "healthcheck of a stopped service exits non-zero"
     );
 }
+
+#[tokio::test]
+async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secret() {
+    use bookstore_common::proto::auth::{
+        auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+        GetCurrentUserRequest, LoginRequest,
+    };
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = crate::helpers::database_url(dir.path());
+    let process = ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", &url]);
+    let mut auth = AuthServiceClient::connect(process.url()).await.expect("connect");
+    let password = "a password that must never be logged";
+    auth.register(RegisterRequest { username: "logged".into(), password: password.into() })
+        .await
+        .expect("register");
+    let login = auth
+        .login(LoginRequest { username: "logged".into(), password: password.into() })
+        .await
+        .expect("login")
+        .into_inner();
+    let mut users = UserServiceClient::connect(process.url()).await.expect("connect");
+    let me = users
+        .get_current_user(crate::helpers::bearer(GetCurrentUserRequest {}, &login.access_token))
+        .await
+        .expect("me")
+        .into_inner()
+        .user
+        .expect("user");
+    expect_code(users.get_current_user(GetCurrentUserRequest {}).await, Code::Unauthenticated);
+    // The log is written as calls finish; give the last line a moment to arrive.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let lines = process.log_lines();
+
+    let calls: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["message"] == "handled")
+        .collect();
+    let methods: Vec<&str> = calls.iter().filter_map(|e| e["span"]["method"].as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "/bookstore.auth.v1.AuthService/Register",
+            "/bookstore.auth.v1.AuthService/Login",
+            "/bookstore.auth.v1.UserService/GetCurrentUser",
+            "/bookstore.auth.v1.UserService/GetCurrentUser",
+        ],
+        "one line per call:\n{}",
+        lines.join("\n")
+    );
+    assert!(calls.iter().all(|e| e["latency_ms"].is_number() && e["code"].is_string()));
+    assert_eq!(calls[2]["span"]["user_id"], me.id.as_str());
+    assert_eq!(calls[3]["code"], "Unauthenticated");
+    let signature = login.access_token.rsplit('.').next().expect("signature");
+    for line in &lines {
+        assert!(!line.contains(password), "password in the log: {line}");
+        assert!(!line.contains(signature), "token in the log: {line}");
+        assert!(!line.contains(&login.refresh_token), "refresh token in the log: {line}");
+    }
+}
