@@ -70,15 +70,10 @@ impl AuthService for Handlers {
         request: Request<LoginRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
         let peer = request.remote_addr().map(|a| a.ip());
+        // No field validation: an empty or malformed name or password is just a wrong one
+        // (UNAUTHENTICATED, counted by the throttle), so Login answers only the codes of the
+        // contract and reveals nothing about the rules.
         let LoginRequest { username, password } = request.into_inner();
-        let mut violations = Violations::default();
-        if username.trim().is_empty() {
-            violations.add("username", "is required");
-        }
-        if password.is_empty() {
-            violations.add("password", "is required");
-        }
-        violations.check(DOMAIN)?;
         let (row, pair) = self
             .accounts
             .login(&normalize_username(&username), password, peer)

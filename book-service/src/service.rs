@@ -94,7 +94,7 @@ impl BookService for Handlers {
         let caller = claims(&request, DOMAIN)?;
         let id = request.into_inner().id;
         let mut v = Violations::default();
-        validate::uuid(&id, "id", &mut v);
+        validate::book_id(&id, "id", &mut v);
         v.check(DOMAIN)?;
         let row = self.books.get(&caller.sub, &id).await?;
         Ok(Response::new(GetBookResponse {
@@ -114,6 +114,9 @@ impl BookService for Handlers {
             title_query,
             owner_id,
         } = request.into_inner();
+        if !owner_id.is_empty() && owner_id != caller.sub && !caller.admin {
+            return Err(Error::NotAdmin.into());
+        }
         let mut v = Violations::default();
         let size = paging::page_size(page_size);
         if size.is_none() {
@@ -123,9 +126,6 @@ impl BookService for Handlers {
             validate::uuid(&owner_id, "owner_id", &mut v);
         }
         v.check(DOMAIN)?;
-        if !owner_id.is_empty() && owner_id != caller.sub && !caller.admin {
-            return Err(Error::NotAdmin.into());
-        }
         let filter = Filter {
             owner_id: optional(owner_id).unwrap_or(caller.sub),
             author: optional(fold(&author)),
@@ -160,7 +160,7 @@ impl BookService for Handlers {
             v.add("book", "is required");
             Book::default()
         });
-        validate::uuid(&input.id, "book.id", &mut v);
+        validate::book_id(&input.id, "book.id", &mut v);
         let mut paths: Vec<&str> = Vec::new();
         let mask = update_mask.map(|m| m.paths).unwrap_or_default();
         if mask.is_empty() {
@@ -214,7 +214,7 @@ impl BookService for Handlers {
         let caller = claims(&request, DOMAIN)?;
         let DeleteBookRequest { id, etag } = request.into_inner();
         let mut v = Violations::default();
-        validate::uuid(&id, "id", &mut v);
+        validate::book_id(&id, "id", &mut v);
         v.check(DOMAIN)?;
         self.books.delete(&caller.sub, &id, optional(etag)).await?;
         Ok(Response::new(DeleteBookResponse {}))

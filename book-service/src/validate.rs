@@ -130,6 +130,14 @@ pub fn uuid(id: &str, field: &str, v: &mut Violations) -> Option<uuid::Uuid> {
     parsed
 }
 
+/// Records a violation when a book id is missing. Any other id is looked up as it is: one
+/// that is not a UUID names no book, so the answer is NOT_FOUND, like any unknown id.
+pub fn book_id(id: &str, field: &str, v: &mut Violations) {
+    if id.trim().is_empty() {
+        v.add(field, "is required");
+    }
+}
+
 /// Lower-case form used by the case-insensitive filters (full Unicode, not just ASCII).
 pub fn fold(text: &str) -> String {
     text.trim().to_lowercase()

@@ -286,8 +286,8 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         "",
     );
     assert!(line.contains("price"), "{line}");
-    let line = up.fails(&["books", "update", "not-a-uuid", "--price", "1"], "");
-    assert!(line.contains("id"), "{line}");
+    let line = up.fails(&["books", "update", "not-a-book", "--price", "1"], "");
+    assert!(line.contains("NotFound"), "{line}");
     assert_eq!(
         json(&up.ok(&["books", "list", "--json"])).get("totalSize"),
         None,

@@ -149,26 +149,45 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
 
     let dir = tempfile::tempdir().expect("temp dir");
     let url = crate::helpers::database_url(dir.path());
-    let process = ChildService::start(&binary(), &["--listen", "127.0.0.1:0", "--database-url", &url]);
-    let mut auth = AuthServiceClient::connect(process.url()).await.expect("connect");
-    let password = "a password that must never be logged";
-    auth.register(RegisterRequest { username: "logged".into(), password: password.into() })
+    let process = ChildService::start(
+        &binary(),
+        &["--listen", "127.0.0.1:0", "--database-url", &url],
+    );
+    let mut auth = AuthServiceClient::connect(process.url())
         .await
-        .expect("register");
+        .expect("connect");
+    let password = "a password that must never be logged";
+    auth.register(RegisterRequest {
+        username: "logged".into(),
+        password: password.into(),
+    })
+    .await
+    .expect("register");
     let login = auth
-        .login(LoginRequest { username: "logged".into(), password: password.into() })
+        .login(LoginRequest {
+            username: "logged".into(),
+            password: password.into(),
+        })
         .await
         .expect("login")
         .into_inner();
-    let mut users = UserServiceClient::connect(process.url()).await.expect("connect");
+    let mut users = UserServiceClient::connect(process.url())
+        .await
+        .expect("connect");
     let me = users
-        .get_current_user(crate::helpers::bearer(GetCurrentUserRequest {}, &login.access_token))
+        .get_current_user(crate::helpers::bearer(
+            GetCurrentUserRequest {},
+            &login.access_token,
+        ))
         .await
         .expect("me")
         .into_inner()
         .user
         .expect("user");
-    expect_code(users.get_current_user(GetCurrentUserRequest {}).await, Code::Unauthenticated);
+    expect_code(
+        users.get_current_user(GetCurrentUserRequest {}).await,
+        Code::Unauthenticated,
+    );
     // The log is written as calls finish; give the last line a moment to arrive.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let lines = process.log_lines();
@@ -178,7 +197,10 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["message"] == "handled")
         .collect();
-    let methods: Vec<&str> = calls.iter().filter_map(|e| e["span"]["method"].as_str()).collect();
+    let methods: Vec<&str> = calls
+        .iter()
+        .filter_map(|e| e["span"]["method"].as_str())
+        .collect();
     assert_eq!(
         methods,
         [
@@ -190,13 +212,18 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
         "one line per call:\n{}",
         lines.join("\n")
     );
-    assert!(calls.iter().all(|e| e["latency_ms"].is_number() && e["code"].is_string()));
+    assert!(calls
+        .iter()
+        .all(|e| e["latency_ms"].is_number() && e["code"].is_string()));
     assert_eq!(calls[2]["span"]["user_id"], me.id.as_str());
     assert_eq!(calls[3]["code"], "Unauthenticated");
     let signature = login.access_token.rsplit('.').next().expect("signature");
     for line in &lines {
         assert!(!line.contains(password), "password in the log: {line}");
         assert!(!line.contains(signature), "token in the log: {line}");
-        assert!(!line.contains(&login.refresh_token), "refresh token in the log: {line}");
+        assert!(
+            !line.contains(&login.refresh_token),
+            "refresh token in the log: {line}"
+        );
     }
 }
