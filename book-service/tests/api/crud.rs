@@ -32,20 +32,8 @@ async fn create_sets_server_fields_and_stores_the_isbn_as_isbn_13() {
     assert!(book.create_time.is_some() && book.update_time == book.create_time);
     assert!(!book.etag.is_empty());
 
-    let got = stack
-        .books()
-        .await
-        .get_book(bearer(
-            GetBookRequest {
-                id: book.id.clone(),
-            },
-            alice.token(),
-        ))
-        .await
-        .expect("get")
-        .into_inner()
-        .book;
-    assert_eq!(got, Some(book));
+    let got = stack.get(&alice, &book.id).await.expect("get");
+    assert_eq!(got, book);
 }
 
 #[tokio::test]
@@ -249,13 +237,7 @@ async fn update_with_a_stale_etag_is_aborted_and_changes_nothing() {
         status.get_details_error_info().expect("ErrorInfo").reason,
         "ETAG_MISMATCH"
     );
-    let now = books
-        .get_book(bearer(GetBookRequest { id: book.id }, alice.token()))
-        .await
-        .expect("get")
-        .into_inner()
-        .book
-        .expect("book");
+    let now = stack.get(&alice, &book.id).await.expect("get");
     assert_eq!(now.price_cents, 100);
 }
 
@@ -314,18 +296,8 @@ async fn update_refuses_a_missing_or_unknown_mask_and_invalid_values() {
             .await,
         Code::AlreadyExists,
     );
-    let unchanged = books
-        .get_book(bearer(
-            GetBookRequest {
-                id: book.id.clone(),
-            },
-            alice.token(),
-        ))
-        .await
-        .expect("get")
-        .into_inner()
-        .book;
-    assert_eq!(unchanged, Some(book));
+    let unchanged = stack.get(&alice, &book.id).await.expect("get");
+    assert_eq!(unchanged, book);
 }
 
 #[tokio::test]
@@ -449,18 +421,8 @@ async fn another_owners_book_is_not_found_on_every_rpc_and_stays_unchanged() {
     );
     // Mallory's own book with the same ISBN is fine (uniqueness is per owner).
     stack.create(&mallory, input).await;
-    let still = books
-        .get_book(bearer(
-            GetBookRequest {
-                id: book.id.clone(),
-            },
-            alice.token(),
-        ))
-        .await
-        .expect("get")
-        .into_inner()
-        .book;
-    assert_eq!(still, Some(book));
+    let still = stack.get(&alice, &book.id).await.expect("get");
+    assert_eq!(still, book);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use bookstore_common::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, LoginResponse, RegisterRequest},
-    book::{book_service_client::BookServiceClient, Book, CreateBookRequest},
+    book::{book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -175,6 +175,18 @@ impl Stack {
     /// Logs in the registered `username`.
     pub async fn user_login(&self, username: &str) -> Caller {
         login(self.auth.addr, username).await
+    }
+
+    /// `caller`'s book `id`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Book, tonic::Status> {
+        self.books()
+            .await
+            .get_book(bearer(
+                GetBookRequest { id: id.to_string() },
+                caller.token(),
+            ))
+            .await
+            .map(|r| r.into_inner().book.unwrap_or_default())
     }
 
     /// Creates a book for `caller`.
