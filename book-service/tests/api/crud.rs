@@ -431,12 +431,7 @@ async fn an_admin_may_list_another_owners_books() {
     let alice = stack.user("alice").await;
     stack.user("root").await;
     stack.create(&alice, sample("Alice's")).await;
-    let db = auth_service::db::Db::connect(&format!(
-        "sqlite://{}",
-        stack.dir.path().join("auth.db").display()
-    ))
-    .await
-    .expect("auth db");
+    let db = stack.auth_db().await;
     assert!(db.promote("root").await.expect("promote"));
     let admin = stack.user_login("root").await;
     let listed = stack

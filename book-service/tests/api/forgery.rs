@@ -12,12 +12,7 @@ use crate::helpers::{bearer, with_authorization, Stack};
 async fn every_forged_token_is_unauthenticated_at_book_service() {
     let stack = Stack::spawn().await;
     let alice = stack.user("alice").await;
-    let auth_db = auth_service::db::Db::connect(&format!(
-        "sqlite://{}",
-        stack.dir.path().join("auth.db").display()
-    ))
-    .await
-    .expect("auth db");
+    let auth_db = stack.auth_db().await;
     let row = auth_db
         .signing_keys()
         .await

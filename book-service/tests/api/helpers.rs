@@ -62,10 +62,14 @@ where
     }
 }
 
+/// `sqlite://` URL of auth-service's database in `dir`.
+pub fn auth_db_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("auth.db").display())
+}
+
 /// auth-service on `dir/auth.db`, listening on `addr` (port 0 for any).
 pub async fn start_auth(dir: &Path, addr: &str) -> Server {
-    let config =
-        auth_service::Config::with_database(format!("sqlite://{}", dir.join("auth.db").display()));
+    let config = auth_service::Config::with_database(auth_db_url(dir));
     let listener = TcpListener::bind(addr).await.expect("bind auth");
     spawn(listener, |l, stopped| {
         auth_service::serve(config, l, async move {
@@ -151,6 +155,14 @@ impl Stack {
         let book = start_book(dir.path(), auth.addr).await;
         wait_serving(book.addr, Duration::from_secs(10)).await;
         Stack { dir, auth, book }
+    }
+
+    /// auth-service's database, opened beside the running service (as the admin subcommands
+    /// do), to promote users, rotate keys or read the signing key.
+    pub async fn auth_db(&self) -> auth_service::db::Db {
+        auth_service::db::Db::connect(&auth_db_url(self.dir.path()))
+            .await
+            .expect("open auth db")
     }
 
     /// An AuthService client.

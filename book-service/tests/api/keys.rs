@@ -62,12 +62,7 @@ async fn book_service_started_while_auth_service_is_down_is_not_serving_until_it
 async fn a_rotated_key_is_accepted_within_seconds_and_the_old_key_still_is() {
     let stack = Stack::spawn().await;
     let alice = stack.user("alice").await;
-    let auth_db = auth_service::db::Db::connect(&format!(
-        "sqlite://{}",
-        stack.dir.path().join("auth.db").display()
-    ))
-    .await
-    .expect("auth db");
+    let auth_db = stack.auth_db().await;
     // What `auth-service keys rotate` does, then a restart of auth-service.
     auth_service::keys::rotate(&auth_db, bookstore_common::unix_now())
         .await
