@@ -58,6 +58,13 @@ pub async fn serve(
         SERVICE_NAMES,
     )?;
     let fetching = tokio::spawn(fetcher.run());
+    // Stop fetching before health turns NOT_SERVING, so a first fetch that succeeds during the
+    // drain cannot turn it back to SERVING.
+    let stop_fetching = fetching.abort_handle();
+    let shutdown = async move {
+        shutdown.await;
+        stop_fetching.abort();
+    };
     let authenticator = Authenticator::with_unknown_kid_notify(
         keys,
         Expectations {
@@ -83,7 +90,7 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    fetching.abort();
+    fetching.abort(); // also when serving failed before any shutdown signal
     db.close().await;
     served?;
     Ok(())
