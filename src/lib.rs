@@ -54,6 +54,11 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Lower-case hex of `bytes` (digests stored or compared as text).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Converts Unix seconds to a protobuf `Timestamp`.
 pub fn timestamp(unix_seconds: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
+    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString},
     Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT,
 };
 use tokio::sync::Semaphore;
@@ -52,21 +52,39 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("argon2 {what}: {e}"))
 }
 
+/// The `len`-byte argon2 output of `password` with `salt`, computed in `memory` (which must
+/// hold `argon`'s block count): the one place both hashing and verifying run argon2.
+fn compute(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: Salt<'_>,
+    len: usize,
+    memory: &mut [Block],
+) -> Result<Output> {
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal("salt", e))?;
+    Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut *memory)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| internal("hash", e))
+}
+
 /// PHC string of `password` with a fresh random salt, computed in `memory`.
 fn hash_in(password: &[u8], memory: &mut [Block]) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| internal("salt", e))?;
     let params = params();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        argon
-            .hash_password_into_with_memory(password, salt_raw, out, &mut *memory)
-            .map_err(|_| argon2::password_hash::Error::Crypto)
-    })
-    .map_err(|e| internal("hash", e))?;
+    let output = compute(
+        &argon,
+        password,
+        salt.as_salt(),
+        Params::DEFAULT_OUTPUT_LEN,
+        memory,
+    )?;
     let phc = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
@@ -92,10 +110,6 @@ fn verify_in(password: &[u8], phc: &str, memory: &mut [Block]) -> Result<bool> {
         .transpose()
         .map_err(|e| internal("version", e))?
         .unwrap_or_default();
-    let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| internal("salt", e))?;
     let argon = Argon2::new(algorithm, version, params.clone());
     let mut fresh = Vec::new();
     let memory = if memory.len() == params.block_count() {
@@ -104,12 +118,7 @@ fn verify_in(password: &[u8], phc: &str, memory: &mut [Block]) -> Result<bool> {
         fresh.resize(params.block_count(), Block::default());
         &mut fresh[..]
     };
-    let computed = Output::init_with(expected.len(), |out| {
-        argon
-            .hash_password_into_with_memory(password, salt_raw, out, &mut *memory)
-            .map_err(|_| argon2::password_hash::Error::Crypto)
-    })
-    .map_err(|e| internal("verify", e))?;
+    let computed = compute(&argon, password, salt, expected.len(), memory)?;
     // `Output` compares in constant time.
     Ok(computed == expected)
 }
@@ -179,8 +188,7 @@ impl Hasher {
             .acquire()
             .await
             .map_err(|_| Error::Internal("hasher semaphore closed".into()))?;
-        let pool = Arc::clone(&self.memory);
-        let mut memory = lock(&pool)
+        let mut memory = lock(&self.memory)
             .pop()
             .unwrap_or_else(|| vec![Block::default(); params().block_count()]);
         let (result, memory) = tokio::task::spawn_blocking(move || {
@@ -189,7 +197,7 @@ impl Hasher {
         })
         .await
         .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?;
-        lock(&pool).push(memory);
+        lock(&self.memory).push(memory);
         result
     }
 }

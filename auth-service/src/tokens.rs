@@ -63,8 +63,5 @@ pub fn new_refresh_token() -> (String, String) {
 /// What the database stores for a refresh token. A plain SHA-256 suffices: the token has 256
 /// random bits, so there is nothing to brute-force.
 pub fn hash_refresh_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    bookstore_common::hex(&Sha256::digest(token.as_bytes()))
 }

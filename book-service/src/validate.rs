@@ -99,7 +99,7 @@ impl BookFields {
             hash.update([0]);
         }
         hash.update(self.price_cents.to_be_bytes());
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        bookstore_common::hex(&hash.finalize())
     }
 }
 
