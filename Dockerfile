@@ -12,11 +12,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
-COPY benches benches
 COPY tests tests
+COPY kit kit
+COPY testkit testkit
 COPY auth-service auth-service
 COPY book-service book-service
 COPY cli cli
+COPY e2e e2e
 RUN cargo build --locked --release --bin auth-service --bin book-service \
     && cp target/release/auth-service target/release/book-service /usr/local/bin/
 

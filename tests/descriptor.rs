@@ -18,7 +18,7 @@ fn find<'a>(set: &'a FileDescriptorSet, full_name: &str) -> Option<&'a Descripto
 #[test]
 fn no_rpc_output_has_a_field_named_like_a_password_hash_or_secret() {
     let set =
-        FileDescriptorSet::decode(bookstore_common::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        FileDescriptorSet::decode(bookstore_contract::FILE_DESCRIPTOR_SET).expect("descriptor set");
     let mut outputs = Vec::new();
     for file in &set.file {
         for service in &file.service {

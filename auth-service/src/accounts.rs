@@ -3,10 +3,13 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use bookstore_common::{error::Violations, paging::Cursor};
+use bookstore_contract::error::Violations;
+use bookstore_kit::{
+    clock::Clock,
+    paging::{Cursor, PageRequest, PageTokens},
+};
 
 use crate::{
-    config::Clock,
     db::{Db, Rotation, UserRow},
     error::{Error, Result},
     keys::KeyRing,
@@ -70,6 +73,8 @@ pub struct Accounts {
     pub refresh_ttl: i64,
     /// "Now".
     pub clock: Clock,
+    /// ListUsers page tokens.
+    pub page_tokens: PageTokens,
 }
 
 impl Accounts {
@@ -85,7 +90,7 @@ impl Accounts {
             username,
             password_hash: self.hasher.hash(password).await?,
             admin,
-            create_time: self.clock.now(),
+            create_time: self.clock.unix_seconds(),
         };
         self.db.insert_user(&user).await?;
         Ok(user)
@@ -99,7 +104,7 @@ impl Accounts {
         password: String,
         peer: Option<IpAddr>,
     ) -> Result<(UserRow, TokenPair)> {
-        let now = self.clock.now();
+        let now = self.clock.unix_seconds();
         throttle::check(&self.db, username, peer, now).await?;
         let user = self.db.user_by_name(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -122,7 +127,7 @@ impl Accounts {
     /// Spends `refresh_token` and issues its successor with a fresh access token. A spent
     /// token revokes its family.
     pub async fn refresh(&self, refresh_token: &str) -> Result<(UserRow, TokenPair)> {
-        let now = self.clock.now();
+        let now = self.clock.unix_seconds();
         let (next, next_hash) = tokens::new_refresh_token();
         let old_hash = tokens::hash_refresh_token(refresh_token);
         match self
@@ -179,23 +184,17 @@ impl Accounts {
         self.db.change_password(user_id, &hash).await
     }
 
-    /// One page of users after `after`, and the cursor of the next page if there is one.
-    pub async fn list_users(
-        &self,
-        after: Option<Cursor>,
-        page_size: i64,
-    ) -> Result<(Vec<UserRow>, Option<Cursor>)> {
-        let mut users = self
+    /// The page of users `page` asks for, oldest first, and the next page's token (empty on
+    /// the last page).
+    pub async fn list_users(&self, page: &PageRequest) -> Result<(Vec<UserRow>, String)> {
+        let users = self
             .db
-            .list_users(after.map(|c| (c.create_time, c.id)), page_size + 1)
+            .list_users(page.after.as_ref(), page.size + 1)
             .await?;
-        let more = users.len() as i64 > page_size;
-        users.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-        let next = more.then(|| users.last()).flatten().map(|u| Cursor {
+        Ok(self.page_tokens.page(page, users, |u| Cursor {
             create_time: u.create_time,
             id: u.id.clone(),
-        });
-        Ok((users, next))
+        }))
     }
 
     fn pair(

@@ -1,7 +1,13 @@
-//! Command line and environment: every flag also reads an environment variable (SPEC section 2).
+//! Command line and environment: every flag also reads an `AUTH_*` environment variable
+//! (README, "Configuration"). The serving flags shared with book-service come from
+//! `bookstore_kit::config`.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::time::Duration;
 
+use bookstore_kit::{
+    clock::Clock,
+    config::{self, Env, ServeConfig},
+};
 use clap::{Args, Parser, Subcommand};
 
 /// auth-service: registers users, checks passwords and issues Ed25519 JWT access tokens and
@@ -66,28 +72,47 @@ pub enum KeysAction {
     Rotate,
 }
 
+/// Environment variables are `AUTH_` and the flag's name (`--access-token-ttl` reads
+/// `AUTH_ACCESS_TOKEN_TTL`).
+const ENV_PREFIX: &str = "AUTH";
+
+/// Every default, by flag id: what a fresh checkout runs with.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("listen", "127.0.0.1:50051"),
+    ("database_url", "sqlite://auth.db"),
+    ("issuer", "bookstore-auth"),
+    ("audience", "bookstore"),
+    ("access_token_ttl", "15m"),
+    ("refresh_token_ttl", "30d"),
+];
+
+impl Cli {
+    /// The command line and `AUTH_*` environment of this process (`main`); exits with clap's
+    /// message on a bad value.
+    pub fn from_args() -> Cli {
+        config::from_args(ENV_PREFIX, DEFAULTS)
+    }
+}
+
 /// How auth-service runs.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on (`--listen`, `AUTH_LISTEN`, default 127.0.0.1:50051).
-    #[arg(long, env = "AUTH_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-    /// SQLite database, created if missing (`--database-url`, `AUTH_DATABASE_URL`,
-    /// default sqlite://auth.db).
-    #[arg(long, env = "AUTH_DATABASE_URL", default_value = "sqlite://auth.db")]
-    pub database_url: String,
+    /// `--listen` (`AUTH_LISTEN`, default 127.0.0.1:50051) and `--database-url`
+    /// (`AUTH_DATABASE_URL`, default sqlite://auth.db, created if missing).
+    #[command(flatten)]
+    pub serve: ServeConfig,
     /// `iss` of issued tokens (`--issuer`, `AUTH_ISSUER`, default bookstore-auth).
-    #[arg(long, env = "AUTH_ISSUER", default_value = "bookstore-auth")]
+    #[arg(long)]
     pub issuer: String,
     /// `aud` of issued tokens (`--audience`, `AUTH_AUDIENCE`, default bookstore).
-    #[arg(long, env = "AUTH_AUDIENCE", default_value = "bookstore")]
+    #[arg(long)]
     pub audience: String,
     /// Access-token lifetime, e.g. 15m (`--access-token-ttl`, `AUTH_ACCESS_TOKEN_TTL`, default 15m).
-    #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime, absolute from login (`--refresh-token-ttl`,
     /// `AUTH_REFRESH_TOKEN_TTL`, default 30d).
-    #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
     /// Source of "now" for throttling and token times; the system clock except in tests.
     #[arg(skip)]
@@ -95,11 +120,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults with another database: what tests and `bookstore up` start from.
-    pub fn with_database(database_url: impl Into<String>) -> Self {
-        let mut config = Cli::parse_from(["auth-service"]).config;
-        config.database_url = database_url.into();
-        config
+    /// The defaults alone, reading no environment variable: what tests start from.
+    pub fn defaults() -> Self {
+        config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Ignore).config
+    }
+
+    /// The defaults overridden by `AUTH_*` variables: what `bookstore up` starts from, so it
+    /// honours the same environment as the binary.
+    pub fn from_env() -> Self {
+        config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Read).config
     }
 }
 
@@ -109,32 +138,4 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".into());
     }
     Ok(d)
-}
-
-/// Unix seconds "now". Injectable so throttling and expiry are tested without sleeping.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Clock {
-    /// A clock that reads `f`.
-    pub fn new(f: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        Clock(Arc::new(f))
-    }
-
-    /// The current time in Unix seconds.
-    pub fn now(&self) -> i64 {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new(bookstore_common::unix_now)
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock({})", self.now())
-    }
 }

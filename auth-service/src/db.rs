@@ -1,7 +1,10 @@
 //! All SQL of auth-service. Each function is one statement or one `BEGIN IMMEDIATE`
 //! transaction; nothing is acknowledged to a caller before its commit.
 
-use bookstore_common::sqlite::{self, Database};
+use bookstore_kit::{
+    paging::Cursor,
+    storage::{self as sqlite, Database},
+};
 use sqlx::{sqlite::SqliteRow, FromRow, Row};
 
 use crate::{
@@ -48,20 +51,15 @@ const USER_COLUMNS: &str = "id, username, password_hash, admin, create_time";
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
         Ok(Db(
             Database::connect(url, &sqlx::migrate!("./migrations")).await?
         ))
     }
 
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.0.close().await;
-    }
-
-    /// The named 32-byte server secret (made on first use).
-    pub async fn secret(&self, name: &str) -> Result<[u8; 32]> {
-        Ok(self.0.secret(name).await?)
+    /// The storage underneath (secrets, closing).
+    pub fn database(&self) -> &Database {
+        &self.0
     }
 
     // ---- users ----
@@ -118,12 +116,8 @@ impl Db {
     }
 
     /// Up to `limit` users after the keyset position `after` (create_time, id), oldest first.
-    pub async fn list_users(
-        &self,
-        after: Option<(i64, String)>,
-        limit: i64,
-    ) -> Result<Vec<UserRow>> {
-        let (time, id) = after.unwrap_or((i64::MIN, String::new()));
+    pub async fn list_users(&self, after: Option<&Cursor>, limit: i64) -> Result<Vec<UserRow>> {
+        let (time, id) = after.map_or((i64::MIN, ""), |c| (c.create_time, c.id.as_str()));
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > (?, ?)
              ORDER BY create_time, id LIMIT ?"

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use bookstore_common::{error, error::Violations, sqlite};
+use bookstore_contract::{error, error::Violations};
+use bookstore_kit::storage as sqlite;
 use tonic::{Code, Status};
 
 /// ErrorInfo domain of every auth-service error.

@@ -11,11 +11,11 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use bookstore_common::{
-    auth::SharedKeys,
+use bookstore_contract::{
     proto::auth::Jwk,
     token::{self, KeySet},
 };
+use bookstore_kit::auth::SharedKeys;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
@@ -32,7 +32,7 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 pub struct KeyRing {
     /// (kid, key) of the newest key, which signs new tokens.
     signer: RwLock<(String, SigningKey)>,
-    /// Published keys, shared with this service's [`bookstore_common::auth::Authenticator`].
+    /// Published keys, shared with this service's [`bookstore_kit::auth::Authenticator`].
     public: SharedKeys,
     /// The same keys as JWKs, for GetJwks.
     jwks: RwLock<Vec<Jwk>>,
@@ -115,7 +115,8 @@ fn new_key(now: i64) -> KeyRow {
     }
 }
 
-fn signing_key(row: &KeyRow) -> Result<SigningKey> {
+/// The private key stored in `row`.
+pub fn signing_key(row: &KeyRow) -> Result<SigningKey> {
     let seed: [u8; 32] = row
         .private_key
         .as_slice()

@@ -1,8 +1,9 @@
 //! auth-service: registers users, checks passwords and issues tokens.
 //!
 //! Layout:
-//! - [`config`]: flags and environment variables (`Cli`, `Config`) and the injectable clock.
-//! - [`startup`]: builds the state and serves; used by `main`, `bookstore up` and tests.
+//! - [`config`]: flags and environment variables (`Cli`, `Config`).
+//! - [`startup`]: builds the state and the kit's `App`; used by `main`, `bookstore up` and tests.
+//! - [`admin`]: what the `admin` and `keys` subcommands do, on the database directly.
 //! - [`service`]: thin gRPC handlers for AuthService and UserService.
 //! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
 //! - [`password`]: password policy and argon2id hashing on the bounded blocking pool.
@@ -15,9 +16,10 @@
 //! A Login flows: `service::Handlers::login` validates → `accounts::Accounts::login` checks the
 //! throttle, verifies the password (against a dummy hash for unknown users), records the
 //! outcome, stores a new refresh-token family and signs an access token. UserService calls pass
-//! the shared `bookstore_common::auth::Authenticator` interceptor first.
+//! the kit's `bookstore_kit::auth::Authenticator` interceptor first.
 
 pub mod accounts;
+pub mod admin;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -29,4 +31,4 @@ pub mod throttle;
 pub mod tokens;
 
 pub use config::{Cli, Config};
-pub use startup::serve;
+pub use startup::build;

@@ -3,17 +3,17 @@
 use std::{io::BufRead, process::ExitCode};
 
 use auth_service::{
-    accounts::{check_new_account, normalize_username},
+    admin::{self, Admin},
     config::{AdminAction, Command, KeysAction},
-    keys, startup, Cli,
+    error::Error,
+    startup, Cli,
 };
-use bookstore_common::{error::Violations, server, telemetry};
-use clap::Parser;
+use bookstore_kit::{server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init();
+    let cli = Cli::from_args();
+    telemetry::init(std::io::stderr);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -27,36 +27,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let listener = tokio::net::TcpListener::bind(config.listen).await?;
-            startup::serve(config, listener, server::shutdown_signal()).await?;
+            let app = startup::build(config).await?;
+            app.run_until_stopped(server::shutdown_signal()).await?;
         }
         Command::Admin {
             action: AdminAction::Create { username, .. },
         } => {
-            let username = normalize_username(&username);
             let password = read_password_line()?;
-            let mut violations = Violations::default();
-            check_new_account(
-                &mut violations,
-                Some(("username", &username)),
-                ("password", &password),
-            );
-            if !violations.is_empty() {
+            if let Err(Error::Invalid(violations)) = admin::check_new_admin(&username, &password) {
                 for (field, problem) in violations.iter() {
                     eprintln!("{field}: {problem}");
                 }
                 return Ok(ExitCode::FAILURE);
             }
-            let accounts = startup::accounts(&config).await?;
-            let user = accounts.register(username, password, true).await?;
+            let user = Admin::open(&config)
+                .await?
+                .create_admin(&username, password)
+                .await?;
             println!("created admin {} ({})", user.username, user.id);
         }
         Command::Admin {
             action: AdminAction::Promote { username },
         } => {
-            let accounts = startup::accounts(&config).await?;
-            let username = normalize_username(&username);
-            if !accounts.db.promote(&username).await? {
+            let admin = Admin::open(&config).await?;
+            if !admin.promote(&username).await? {
                 anyhow::bail!("no user named {username}");
             }
             println!("{username} is now an admin (from their next access token)");
@@ -64,8 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys {
             action: KeysAction::Rotate,
         } => {
-            let accounts = startup::accounts(&config).await?;
-            let kid = keys::rotate(&accounts.db, config.clock.now()).await?;
+            let kid = Admin::open(&config).await?.rotate_keys().await?;
             println!("new signing key {kid}");
         }
         Command::Healthcheck { addr } => {

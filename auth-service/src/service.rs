@@ -1,10 +1,8 @@
 //! Thin gRPC handlers: validate the request (every field violation at once), call one
 //! [`Accounts`] method, convert the result. No business rule lives here.
 
-use bookstore_common::{
-    auth::claims,
+use bookstore_contract::{
     error::Violations,
-    paging::{self, PageTokens},
     proto::auth::{
         auth_service_server::AuthService, user_service_server::UserService, ChangePasswordRequest,
         ChangePasswordResponse, GetCurrentUserRequest, GetCurrentUserResponse, GetJwksRequest,
@@ -12,8 +10,8 @@ use bookstore_common::{
         LogoutRequest, LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
         RegisterResponse, User,
     },
-    timestamp,
 };
+use bookstore_kit::{auth::claims, clock::timestamp_from_seconds};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -31,8 +29,6 @@ const TOKEN_TYPE: &str = "Bearer";
 pub struct Handlers {
     /// The work.
     pub accounts: Accounts,
-    /// ListUsers page tokens.
-    pub page_tokens: PageTokens,
 }
 
 fn user(row: &UserRow) -> User {
@@ -40,7 +36,7 @@ fn user(row: &UserRow) -> User {
         id: row.id.clone(),
         username: row.username.clone(),
         admin: row.admin,
-        create_time: Some(timestamp(row.create_time)),
+        create_time: Some(timestamp_from_seconds(row.create_time)),
     }
 }
 
@@ -187,27 +183,18 @@ impl UserService for Handlers {
             page_token,
         } = request.into_inner();
         let mut violations = Violations::default();
-        let size = paging::page_size(page_size);
-        if size.is_none() {
-            violations.add("page_size", "must not be negative");
-        }
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let cursor = self.page_tokens.decode(&page_token, "");
-            if cursor.is_none() {
-                violations.add("page_token", "is not a page token of this list");
-            }
-            cursor
-        };
+        // ListUsers has no filters: every token belongs to the one list of all users.
+        let page = self.accounts.page_tokens.request(
+            page_size,
+            &page_token,
+            String::new(),
+            &mut violations,
+        );
         violations.check(DOMAIN)?;
-        let size = size.unwrap_or(paging::DEFAULT_PAGE_SIZE);
-        let (rows, next) = self.accounts.list_users(after, size).await?;
+        let (rows, next_page_token) = self.accounts.list_users(&page).await?;
         Ok(Response::new(ListUsersResponse {
             users: rows.iter().map(user).collect(),
-            next_page_token: next
-                .map(|c| self.page_tokens.encode(&c, ""))
-                .unwrap_or_default(),
+            next_page_token,
         }))
     }
 }

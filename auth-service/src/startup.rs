@@ -1,21 +1,19 @@
-//! Building and running auth-service: the same code for `main`, `bookstore up` and tests (which
-//! pass a listener bound to port 0 and a temporary database).
+//! Building auth-service: the same code for `main`, `bookstore up` and tests (which ask for port
+//! 0 and a temporary database). The lifecycle itself (serving, drain, close) is the kit's
+//! [`App`].
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
-use bookstore_common::{
-    auth::Authenticator,
-    paging::PageTokens,
+use bookstore_contract::{
     proto::auth::{auth_service_server::AuthServiceServer, user_service_server::UserServiceServer},
-    server::{self, Serving},
     token::Expectations,
 };
-use tokio::net::TcpListener;
+use bookstore_kit::{auth::Authenticator, health::Health, paging::PageTokens, App, Service};
 use tonic::{
     server::NamedService,
     service::{interceptor::InterceptedService, Routes},
 };
-use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 
 use crate::{
     accounts::Accounts,
@@ -28,7 +26,7 @@ use crate::{
     tokens::Issuer,
 };
 
-/// Largest request auth-service decodes (SPEC: 64 KiB).
+/// Largest request auth-service decodes (64 KiB: names and passwords are small).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// gRPC services of auth-service, for per-service health.
@@ -40,8 +38,9 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// Opens the database (migrating it), loads or creates the signing key, and assembles the
 /// state every RPC and admin subcommand works with.
 pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
-    let db = Db::connect(&config.database_url).await?;
-    let keys = KeyRing::open(&db, config.access_token_ttl, config.clock.now()).await?;
+    let db = Db::connect(&config.serve.database_url).await?;
+    let keys = KeyRing::open(&db, config.access_token_ttl, config.clock.unix_seconds()).await?;
+    let page_tokens = PageTokens::new(db.database().secret("list_users_page_token").await?);
     Ok(Accounts {
         db,
         keys: Arc::new(keys),
@@ -53,6 +52,7 @@ pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
         },
         refresh_ttl: seconds(config.refresh_token_ttl),
         clock: config.clock.clone(),
+        page_tokens,
     })
 }
 
@@ -60,14 +60,9 @@ fn seconds(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Serves auth-service on `listener` until `shutdown` completes, then drains and returns.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+/// Builds auth-service and binds its listener; run it with [`App::run_until_stopped`].
+pub async fn build(config: Config) -> anyhow::Result<App> {
     let accounts = accounts(&config).await?;
-    let page_tokens = PageTokens::new(accounts.db.secret("list_users_page_token").await?);
     let authenticator = Authenticator::new(
         accounts.keys.shared_keys(),
         Expectations {
@@ -77,15 +72,8 @@ pub async fn serve(
         DOMAIN,
     );
     let reload = tokio::spawn(reload_keys(accounts.clone()));
-    let db = accounts.db.clone();
-    let handlers = Handlers {
-        accounts,
-        page_tokens,
-    };
-
-    let health = HealthReporter::new();
-    health.set_serving::<AuthServiceServer<Handlers>>().await;
-    health.set_serving::<UserServiceServer<Handlers>>().await;
+    let database = accounts.db.database().clone();
+    let handlers = Handlers { accounts };
     let routes = Routes::new(
         AuthServiceServer::new(handlers.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
     )
@@ -93,21 +81,14 @@ pub async fn serve(
         UserServiceServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES),
         authenticator,
     ));
-    tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    let served = server::serve(
-        listener,
-        Serving {
-            routes,
-            health,
-            service_names: SERVICE_NAMES,
-        },
-        shutdown,
-    )
-    .await;
-    reload.abort();
-    db.close().await;
-    served?;
-    Ok(())
+    let service = Service {
+        name: "auth-service",
+        routes,
+        health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
+        tasks: vec![reload],
+        database,
+    };
+    App::bind(config.serve.listen, service).await
 }
 
 /// Rereads the signing keys now and then, so `keys rotate` from another process takes effect.
@@ -116,7 +97,7 @@ async fn reload_keys(accounts: Accounts) {
         tokio::time::sleep(RELOAD_INTERVAL).await;
         if let Err(e) = accounts
             .keys
-            .reload(&accounts.db, accounts.clock.now())
+            .reload(&accounts.db, accounts.clock.unix_seconds())
             .await
         {
             tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");

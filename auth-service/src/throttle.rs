@@ -1,4 +1,4 @@
-//! Failed-login throttling in three layers (SPEC section 5), the same for names that exist and
+//! Failed-login throttling in three layers (README, "Passwords and login"), the same for names that exist and
 //! names that do not:
 //!
 //! - per (username, peer address): after 5 failures within 15 minutes the pair is locked for

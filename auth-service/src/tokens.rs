@@ -2,7 +2,7 @@
 //! token (256 random bits; only its SHA-256 is stored).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use bookstore_common::token::{self, Claims};
+use bookstore_contract::token::{self, Claims};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -63,5 +63,5 @@ pub fn new_refresh_token() -> (String, String) {
 /// What the database stores for a refresh token. A plain SHA-256 suffices: the token has 256
 /// random bits, so there is nothing to brute-force.
 pub fn hash_refresh_token(token: &str) -> String {
-    bookstore_common::hex(&Sha256::digest(token.as_bytes()))
+    bookstore_kit::hex(&Sha256::digest(token.as_bytes()))
 }

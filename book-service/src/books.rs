@@ -1,7 +1,10 @@
 //! The work behind every BookService RPC. Handlers in [`crate::service`] validate and convert;
 //! this module decides.
 
-use bookstore_common::paging::{Cursor, PageTokens};
+use bookstore_kit::{
+    clock::Clock,
+    paging::{Cursor, PageRequest, PageTokens},
+};
 
 use crate::{
     db::{BookRow, Created, Db, Filter},
@@ -12,13 +15,6 @@ use crate::{
 /// The etag of a book: its version, opaque to clients.
 pub fn etag(book: &BookRow) -> String {
     format!("v{}", book.version)
-}
-
-/// Unix microseconds now: book times have sub-second precision.
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// One page of a list.
@@ -32,13 +28,15 @@ pub struct Page {
     pub total_size: i64,
 }
 
-/// Storage plus the page-token key.
+/// Storage, the page-token key and the clock.
 #[derive(Debug, Clone)]
 pub struct Books {
     /// The database.
     pub db: Db,
     /// Signs ListBooks page tokens.
     pub page_tokens: PageTokens,
+    /// "Now" (book times are Unix microseconds, so books made within a second keep their order).
+    pub clock: Clock,
 }
 
 impl Books {
@@ -50,7 +48,7 @@ impl Books {
         fields: BookFields,
         request_id: Option<String>,
     ) -> Result<BookRow> {
-        let now = now_micros();
+        let now = self.clock.unix_micros();
         let fingerprint = fields.fingerprint();
         let mut book = BookRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -89,44 +87,16 @@ impl Books {
         self.db.book(owner_id, id).await?.ok_or(Error::NotFound)
     }
 
-    /// One page of `filter`'s books after `page_token` (empty for the first page).
-    pub async fn list(&self, filter: &Filter, page_token: &str, page_size: i64) -> Result<Page> {
-        let fingerprint = format!(
-            "{}\n{}\n{}",
-            filter.owner_id,
-            filter.author.as_deref().unwrap_or(""),
-            filter.title_query.as_deref().unwrap_or("")
-        );
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(
-                self.page_tokens
-                    .decode(page_token, &fingerprint)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "page_token",
-                            "is not a page token of this list (or its filters changed)",
-                        )
-                    })?,
-            )
-        };
-        let mut books = self
+    /// The page of `filter`'s books that `page` asks for (made with [`Filter::fingerprint`]).
+    pub async fn list(&self, filter: &Filter, page: &PageRequest) -> Result<Page> {
+        let books = self
             .db
-            .list_books(filter, after.as_ref(), page_size + 1)
+            .list_books(filter, page.after.as_ref(), page.size + 1)
             .await?;
-        let more = books.len() as i64 > page_size;
-        books.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-        let next_page_token = match books.last() {
-            Some(last) if more => self.page_tokens.encode(
-                &Cursor {
-                    create_time: last.create_time,
-                    id: last.id.clone(),
-                },
-                &fingerprint,
-            ),
-            _ => String::new(),
-        };
+        let (books, next_page_token) = self.page_tokens.page(page, books, |last| Cursor {
+            create_time: last.create_time,
+            id: last.id.clone(),
+        });
         let total_size = self.db.count_books(filter).await?;
         Ok(Page {
             books,
@@ -154,7 +124,7 @@ impl Books {
                     fields.merge(&patch, &paths);
                     Ok(fields)
                 },
-                now_micros(),
+                self.clock.unix_micros(),
             )
             .await
     }

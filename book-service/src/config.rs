@@ -1,7 +1,11 @@
-//! Command line and environment: every flag also reads an environment variable (SPEC section 2).
+//! Command line and environment: every flag also reads a `BOOK_*` environment variable
+//! (README, "Configuration"). The serving flags shared with auth-service come from
+//! `bookstore_kit::config`.
 
-use std::net::SocketAddr;
-
+use bookstore_kit::{
+    clock::Clock,
+    config::{self, Env, ServeConfig},
+};
 use clap::{Args, Parser, Subcommand};
 
 /// book-service: each user's books, behind a token check with auth-service's public keys.
@@ -30,34 +34,57 @@ pub enum Command {
     },
 }
 
+/// Environment variables are `BOOK_` and the flag's name (`--auth-url` reads `BOOK_AUTH_URL`).
+const ENV_PREFIX: &str = "BOOK";
+
+/// Every default, by flag id: what a fresh checkout runs with.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("listen", "127.0.0.1:50052"),
+    ("database_url", "sqlite://books.db"),
+    ("auth_url", "http://127.0.0.1:50051"),
+    ("issuer", "bookstore-auth"),
+    ("audience", "bookstore"),
+];
+
+impl Cli {
+    /// The command line and `BOOK_*` environment of this process (`main`); exits with clap's
+    /// message on a bad value.
+    pub fn from_args() -> Cli {
+        config::from_args(ENV_PREFIX, DEFAULTS)
+    }
+}
+
 /// How book-service runs.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on (`--listen`, `BOOK_LISTEN`, default 127.0.0.1:50052).
-    #[arg(long, env = "BOOK_LISTEN", default_value = "127.0.0.1:50052")]
-    pub listen: SocketAddr,
-    /// SQLite database, created if missing (`--database-url`, `BOOK_DATABASE_URL`,
-    /// default sqlite://books.db).
-    #[arg(long, env = "BOOK_DATABASE_URL", default_value = "sqlite://books.db")]
-    pub database_url: String,
+    /// `--listen` (`BOOK_LISTEN`, default 127.0.0.1:50052) and `--database-url`
+    /// (`BOOK_DATABASE_URL`, default sqlite://books.db, created if missing).
+    #[command(flatten)]
+    pub serve: ServeConfig,
     /// auth-service, where the public keys come from (`--auth-url`, `BOOK_AUTH_URL`,
     /// default http://127.0.0.1:50051).
-    #[arg(long, env = "BOOK_AUTH_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(long)]
     pub auth_url: String,
     /// Required `iss` of access tokens (`--issuer`, `BOOK_ISSUER`, default bookstore-auth).
-    #[arg(long, env = "BOOK_ISSUER", default_value = "bookstore-auth")]
+    #[arg(long)]
     pub issuer: String,
     /// Required `aud` of access tokens (`--audience`, `BOOK_AUDIENCE`, default bookstore).
-    #[arg(long, env = "BOOK_AUDIENCE", default_value = "bookstore")]
+    #[arg(long)]
     pub audience: String,
+    /// Source of "now" for book times; the system clock except in tests.
+    #[arg(skip)]
+    pub clock: Clock,
 }
 
 impl Config {
-    /// Defaults with another database and auth-service: what tests and `bookstore up` start from.
-    pub fn new(database_url: impl Into<String>, auth_url: impl Into<String>) -> Self {
-        let mut config = Cli::parse_from(["book-service"]).config;
-        config.database_url = database_url.into();
-        config.auth_url = auth_url.into();
-        config
+    /// The defaults alone, reading no environment variable: what tests start from.
+    pub fn defaults() -> Self {
+        config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Ignore).config
+    }
+
+    /// The defaults overridden by `BOOK_*` variables: what `bookstore up` starts from, so it
+    /// honours the same environment as the binary.
+    pub fn from_env() -> Self {
+        config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Read).config
     }
 }

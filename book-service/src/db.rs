@@ -1,9 +1,9 @@
 //! All SQL of book-service. Each write is one `BEGIN IMMEDIATE` transaction, acknowledged only
 //! after its commit.
 
-use bookstore_common::{
+use bookstore_kit::{
     paging::Cursor,
-    sqlite::{self, Database},
+    storage::{self as sqlite, Database},
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
@@ -64,6 +64,18 @@ pub struct Filter {
     pub title_query: Option<String>,
 }
 
+impl Filter {
+    /// What a page token of this list is bound to: a token is refused with other filters.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.owner_id,
+            self.author.as_deref().unwrap_or(""),
+            self.title_query.as_deref().unwrap_or("")
+        )
+    }
+}
+
 /// What CreateBook with a request_id found.
 #[derive(Debug)]
 pub enum Created {
@@ -82,20 +94,15 @@ const BOOK_COLUMNS: &str =
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
         Ok(Db(
             Database::connect(url, &sqlx::migrate!("./migrations")).await?
         ))
     }
 
-    /// The named 32-byte server secret (made on first use).
-    pub async fn secret(&self, name: &str) -> Result<[u8; 32]> {
-        Ok(self.0.secret(name).await?)
-    }
-
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.0.close().await;
+    /// The storage underneath (secrets, closing).
+    pub fn database(&self) -> &Database {
+        &self.0
     }
 
     /// Stores `book`, and `request` = (request_id, fingerprint) in the same transaction. A

@@ -1,6 +1,7 @@
 //! What callers of book-service can be told, and the one place it becomes a gRPC status.
 
-use bookstore_common::{error, error::Violations, sqlite};
+use bookstore_contract::{error, error::Violations};
+use bookstore_kit::storage as sqlite;
 use tonic::{Code, Status};
 
 /// ErrorInfo domain of every book-service error.

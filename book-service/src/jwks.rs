@@ -10,14 +10,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bookstore_common::{
-    auth::SharedKeys,
+use bookstore_contract::{
     proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
     token::KeySet,
 };
+use bookstore_kit::{auth::SharedKeys, health::Health};
 use tokio::{sync::Notify, time::Instant};
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::{server::HealthReporter, ServingStatus};
+use tonic_health::ServingStatus;
 
 /// Background refresh period.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,9 +33,8 @@ pub struct KeyFetcher {
     keys: SharedKeys,
     /// Woken by the interceptor on an unknown kid.
     unknown_kid: Arc<Notify>,
-    /// Turned SERVING (overall and for `service_names`) once keys are held.
-    health: HealthReporter,
-    service_names: &'static [&'static str],
+    /// Turned SERVING once keys are held.
+    health: Health,
 }
 
 impl KeyFetcher {
@@ -45,8 +44,7 @@ impl KeyFetcher {
         auth_url: &str,
         keys: SharedKeys,
         unknown_kid: Arc<Notify>,
-        health: HealthReporter,
-        service_names: &'static [&'static str],
+        health: Health,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(auth_url.to_string())?
             .connect_timeout(Duration::from_secs(2))
@@ -57,7 +55,6 @@ impl KeyFetcher {
             keys,
             unknown_kid,
             health,
-            service_names,
         })
     }
 
@@ -68,11 +65,7 @@ impl KeyFetcher {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        for name in std::iter::once(&"").chain(self.service_names) {
-            self.health
-                .set_service_status(*name, ServingStatus::Serving)
-                .await;
-        }
+        self.health.set(ServingStatus::Serving).await;
         let mut last = Instant::now();
         loop {
             tokio::select! {

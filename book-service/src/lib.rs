@@ -2,7 +2,7 @@
 //!
 //! Layout:
 //! - [`config`]: flags and environment variables.
-//! - [`startup`]: builds the state and serves; used by `main`, `bookstore up` and tests.
+//! - [`startup`]: builds the state and the kit's `App`; used by `main`, `bookstore up` and tests.
 //! - [`jwks`]: fetches and refreshes auth-service's public keys (the only call to auth-service).
 //! - [`service`]: thin gRPC handlers for BookService.
 //! - [`books`]: the work behind each RPC (idempotent create, paging, etag checks).
@@ -10,7 +10,7 @@
 //! - [`db`]: every SQL statement.
 //! - [`error`]: what a caller can be told, mapped to gRPC statuses in one place.
 //!
-//! A call flows: the shared call-log layer → `bookstore_common::auth::Authenticator` (verifies
+//! A call flows: the kit's call-log layer → `bookstore_kit::auth::Authenticator` (verifies
 //! the bearer token with the cached public keys, before the body is decoded) →
 //! `service::Handlers` (validation) → `books::Books` → `db::Db`.
 
@@ -25,4 +25,4 @@ pub mod startup;
 pub mod validate;
 
 pub use config::{Cli, Config};
-pub use startup::serve;
+pub use startup::build;

@@ -3,19 +3,17 @@
 use std::process::ExitCode;
 
 use book_service::{config::Command, startup, Cli};
-use bookstore_common::{server, telemetry};
-use clap::Parser;
+use bookstore_kit::{server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init();
+    let cli = Cli::from_args();
+    telemetry::init(std::io::stderr);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let config = cli.config;
             let run = async {
-                let listener = tokio::net::TcpListener::bind(config.listen).await?;
-                startup::serve(config, listener, server::shutdown_signal()).await
+                let app = startup::build(cli.config).await?;
+                app.run_until_stopped(server::shutdown_signal()).await
             };
             match run.await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -2,16 +2,15 @@
 //! [`Books`] method, convert the result. Handlers never parse tokens: the interceptor put the
 //! verified claims in the request extensions.
 
-use bookstore_common::{
-    auth::claims,
+use bookstore_contract::{
     error::Violations,
-    paging,
     proto::book::{
         book_service_server::BookService, Book, CreateBookRequest, CreateBookResponse,
         DeleteBookRequest, DeleteBookResponse, GetBookRequest, GetBookResponse, ListBooksRequest,
         ListBooksResponse, UpdateBookRequest, UpdateBookResponse,
     },
 };
+use bookstore_kit::{auth::claims, clock::timestamp_from_micros};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -28,13 +27,6 @@ pub struct Handlers {
     pub books: Books,
 }
 
-fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
-    }
-}
-
 fn book(row: &BookRow) -> Book {
     Book {
         id: row.id.clone(),
@@ -44,8 +36,8 @@ fn book(row: &BookRow) -> Book {
         price_cents: row.price_cents,
         isbn: row.isbn.clone().unwrap_or_default(),
         owner_id: row.owner_id.clone(),
-        create_time: Some(timestamp(row.create_time)),
-        update_time: Some(timestamp(row.update_time)),
+        create_time: Some(timestamp_from_micros(row.create_time)),
+        update_time: Some(timestamp_from_micros(row.update_time)),
         etag: etag(row),
     }
 }
@@ -118,27 +110,20 @@ impl BookService for Handlers {
             return Err(Error::NotAdmin.into());
         }
         let mut v = Violations::default();
-        let size = paging::page_size(page_size);
-        if size.is_none() {
-            v.add("page_size", "must not be negative");
-        }
         if !owner_id.is_empty() {
             validate::uuid(&owner_id, "owner_id", &mut v);
         }
-        v.check(DOMAIN)?;
         let filter = Filter {
             owner_id: optional(owner_id).unwrap_or(caller.sub),
             author: optional(fold(&author)),
             title_query: optional(fold(&title_query)),
         };
-        let page = self
-            .books
-            .list(
-                &filter,
-                &page_token,
-                size.unwrap_or(paging::DEFAULT_PAGE_SIZE),
-            )
-            .await?;
+        let request =
+            self.books
+                .page_tokens
+                .request(page_size, &page_token, filter.fingerprint(), &mut v);
+        v.check(DOMAIN)?;
+        let page = self.books.list(&filter, &request).await?;
         Ok(Response::new(ListBooksResponse {
             books: page.books.iter().map(book).collect(),
             next_page_token: page.next_page_token,

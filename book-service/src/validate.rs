@@ -1,7 +1,7 @@
-//! Book field rules (SPEC section 3). Every check records its violation and goes on, so a
+//! Book field rules (README, "API"; proto/bookstore/book/v1/book.proto). Every check records its violation and goes on, so a
 //! client learns every broken rule at once.
 
-use bookstore_common::{error::Violations, proto::book::Book};
+use bookstore_contract::{error::Violations, proto::book::Book};
 use sha2::{Digest, Sha256};
 
 use crate::isbn;
@@ -99,7 +99,7 @@ impl BookFields {
             hash.update([0]);
         }
         hash.update(self.price_cents.to_be_bytes());
-        bookstore_common::hex(&hash.finalize())
+        bookstore_kit::hex(&hash.finalize())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use bookstore_common::proto::{
+use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, user_service_client::UserServiceClient},
     book::book_service_client::BookServiceClient,
 };

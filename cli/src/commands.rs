@@ -3,15 +3,12 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Context};
-use bookstore_common::{
-    proto::{
-        auth::{GetCurrentUserRequest, LoginRequest, LogoutRequest, RegisterRequest},
-        book::{
-            Book, CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest,
-            ListBooksResponse, UpdateBookRequest,
-        },
+use bookstore_contract::proto::{
+    auth::{GetCurrentUserRequest, LoginRequest, LogoutRequest, RegisterRequest},
+    book::{
+        Book, CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest,
+        ListBooksResponse, UpdateBookRequest,
     },
-    unix_now,
 };
 
 use crate::{
@@ -83,7 +80,7 @@ pub async fn login(urls: &Urls, credentials: Credentials) -> anyhow::Result<()> 
     session::save(&Session {
         username: username.clone(),
         access_token: login.access_token,
-        access_expires_at: unix_now() + login.expires_in,
+        access_expires_at: session::unix_now() + login.expires_in,
         refresh_token: login.refresh_token,
     })?;
     println!("logged in as {username}");

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Up(args) => {
-            bookstore_common::telemetry::init();
+            bookstore_kit::telemetry::init(std::io::stderr);
             up::run(args).await
         }
         Command::Register(credentials) => commands::register(&urls, credentials).await,

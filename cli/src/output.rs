@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use bookstore_common::proto::book::Book;
+use bookstore_contract::proto::book::Book;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use tonic_types::StatusExt;
 
@@ -98,7 +98,8 @@ pub fn json<M: prost::Message>(message: &M, full_name: &str) -> anyhow::Result<S
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     let pool = POOL
         .get_or_init(|| {
-            DescriptorPool::decode(bookstore_common::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+            DescriptorPool::decode(bookstore_contract::FILE_DESCRIPTOR_SET)
+                .map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| anyhow::anyhow!("embedded descriptors: {e}"))?;

@@ -4,7 +4,12 @@
 use std::{fs, io::Write, path::PathBuf};
 
 use anyhow::{bail, Context};
-use bookstore_common::{proto::auth::RefreshTokenRequest, unix_now};
+use bookstore_contract::proto::auth::RefreshTokenRequest;
+
+/// Unix seconds now: the unit of `expires_in`.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
 use serde::{Deserialize, Serialize};
 
 use crate::client;

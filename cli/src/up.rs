@@ -1,50 +1,36 @@
 //! `bookstore up`: both services in this process, each on its own SQLite file, stopped together
 //! by SIGTERM or Ctrl-C (health NOT_SERVING, drain, exit 0).
 
-use std::path::Path;
-
 use anyhow::Context;
-use bookstore_common::server::shutdown_signal;
-use tokio::{net::TcpListener, sync::watch};
+use bookstore_kit::{server::shutdown_signal, storage::sqlite_url};
+use tokio::sync::watch;
 
 use crate::args::UpArgs;
-
-/// `sqlite://` URL of `file` in `dir`.
-fn sqlite_url(dir: &Path, file: &str) -> String {
-    format!("sqlite://{}", dir.join(file).display())
-}
 
 /// Runs both services until a shutdown signal.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let dir = args.data_dir.canonicalize()?;
-    let auth_listener = TcpListener::bind(args.auth_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for auth-service", args.auth_listen))?;
-    let book_listener = TcpListener::bind(args.book_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for book-service", args.book_listen))?;
-    let auth_addr = auth_listener.local_addr()?;
-    let book_addr = book_listener.local_addr()?;
+    let mut auth_config = auth_service::Config::from_env();
+    auth_config.serve.listen = args.auth_listen;
+    auth_config.serve.database_url = sqlite_url(&dir, "auth.db");
+    let auth_app = auth_service::build(auth_config).await?;
+    let auth_addr = auth_app.local_addr();
 
-    let auth_config = auth_service::Config::with_database(sqlite_url(&dir, "auth.db"));
-    let book_config =
-        book_service::Config::new(sqlite_url(&dir, "books.db"), format!("http://{auth_addr}"));
+    let mut book_config = book_service::Config::from_env();
+    book_config.serve.listen = args.book_listen;
+    book_config.serve.database_url = sqlite_url(&dir, "books.db");
+    book_config.auth_url = format!("http://{auth_addr}");
+    let book_app = book_service::build(book_config).await?;
+    let book_addr = book_app.local_addr();
+
     let (stop, stopped) = watch::channel(());
     let on_stop = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    let mut auth = tokio::spawn(auth_service::serve(
-        auth_config,
-        auth_listener,
-        on_stop(stopped.clone()),
-    ));
-    let mut book = tokio::spawn(book_service::serve(
-        book_config,
-        book_listener,
-        on_stop(stopped),
-    ));
+    let mut auth = tokio::spawn(auth_app.run_until_stopped(on_stop(stopped.clone())));
+    let mut book = tokio::spawn(book_app.run_until_stopped(on_stop(stopped)));
 
     println!("Bookstore is up (data in {}):", dir.display());
     println!("  auth-service  http://{auth_addr}");

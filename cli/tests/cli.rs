@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-const PASSWORD: &str = "a sufficiently long passphrase";
+use bookstore_testkit::PASSWORD;
 
 /// A running `bookstore up` and a private config dir for the client commands.
 struct Up {

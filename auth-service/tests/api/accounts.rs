@@ -1,6 +1,6 @@
 //! Register and UserService (GetCurrentUser, ChangePassword, ListUsers).
 
-use bookstore_common::proto::auth::{
+use bookstore_contract::proto::auth::{
     ChangePasswordRequest, GetCurrentUserRequest, ListUsersRequest, RefreshTokenRequest,
     RegisterRequest,
 };
@@ -249,10 +249,8 @@ async fn list_users_is_admin_only_and_pages_through_everyone() {
     );
 
     // `admin promote`, as the subcommand does it, then a fresh token carries admin.
-    let db = auth_service::db::Db::connect(&app.database_url())
-        .await
-        .expect("db");
-    assert!(db.promote("user0").await.expect("promote"));
+    let admin = app.admin().await;
+    assert!(admin.promote("user0").await.expect("promote"));
     let admin = app.login("user0").await;
     assert!(admin.user.as_ref().expect("user").admin);
 

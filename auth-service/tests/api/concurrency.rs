@@ -1,6 +1,6 @@
 //! Concurrent registrations.
 
-use bookstore_common::proto::auth::RegisterRequest;
+use bookstore_contract::proto::auth::RegisterRequest;
 use futures::future::join_all;
 use tonic::Code;
 

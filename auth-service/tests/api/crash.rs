@@ -6,10 +6,10 @@ use std::{
     time::Duration,
 };
 
-use bookstore_common::{
-    proto::auth::{auth_service_client::AuthServiceClient, GetCurrentUserRequest, RegisterRequest},
-    testing::ChildService,
+use bookstore_contract::proto::auth::{
+    auth_service_client::AuthServiceClient, GetCurrentUserRequest, RegisterRequest,
 };
+use bookstore_testkit::ChildService;
 
 use crate::helpers::{bearer, binary, database_url, TestApp, PASSWORD};
 
@@ -82,7 +82,7 @@ async fn kill_9_during_a_registration_burst_loses_no_acknowledged_user() {
     let mut client = client(&process).await;
     for name in &names {
         client
-            .login(bookstore_common::proto::auth::LoginRequest {
+            .login(bookstore_contract::proto::auth::LoginRequest {
                 username: name.clone(),
                 password: PASSWORD.into(),
             })

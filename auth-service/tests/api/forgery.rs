@@ -1,6 +1,7 @@
 //! The forgery table against UserService: every forged or misused token is UNAUTHENTICATED.
 
-use bookstore_common::{forgery::Target, proto::auth::GetCurrentUserRequest};
+use bookstore_contract::proto::auth::GetCurrentUserRequest;
+use bookstore_testkit::forgery::Target;
 use tonic::Code;
 
 use crate::helpers::{bearer, with_authorization, TestApp};

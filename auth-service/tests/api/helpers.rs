@@ -4,30 +4,23 @@
 use std::{
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicI64, Ordering},
-        Arc,
-    },
-    time::Duration,
+    sync::Arc,
 };
 
-use auth_service::{config::Clock, db::Db, Config};
-use bookstore_common::{
+use auth_service::{admin::Admin, Config};
+use bookstore_contract::{
     proto::auth::{
         auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
         LoginRequest, LoginResponse, RegisterRequest, User,
     },
     token::Expectations,
-    unix_now,
 };
+use bookstore_kit::clock::{Clock, ManualTime};
+use bookstore_testkit::{any_port, sqlite_url, Server};
 use ed25519_dalek::SigningKey;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-pub use bookstore_common::testing::{bearer, expect_code, with_authorization};
+pub use bookstore_testkit::{bearer, expect_code, with_authorization, PASSWORD};
 use tonic::{transport::Channel, Status};
-
-/// A password every policy accepts.
-pub const PASSWORD: &str = "a sufficiently long passphrase";
 
 /// A running in-process auth-service.
 pub struct TestApp {
@@ -35,84 +28,55 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// Its database file's folder (kept for restarts).
     pub dir: Arc<tempfile::TempDir>,
-    /// The clock the service reads; tests move it.
-    pub clock: Arc<AtomicI64>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The clock the service reads, and the hand that moves it.
+    clock: (Clock, ManualTime),
+    server: Server,
 }
 
 impl TestApp {
     /// A fresh service with a fresh database.
     pub async fn spawn() -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let clock = Arc::new(AtomicI64::new(unix_now()));
-        Self::spawn_in(dir, clock).await
+        Self::spawn_in(dir, Clock::manual(chrono::Utc::now())).await
     }
 
     /// A service on the database in `dir`, reading `clock`.
-    pub async fn spawn_in(dir: Arc<tempfile::TempDir>, clock: Arc<AtomicI64>) -> TestApp {
-        let mut config = Config::with_database(database_url(dir.path()));
-        let c = clock.clone();
-        config.clock = Clock::new(move || c.load(Ordering::SeqCst));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(auth_service::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        let app = TestApp {
-            addr,
+    pub async fn spawn_in(dir: Arc<tempfile::TempDir>, clock: (Clock, ManualTime)) -> TestApp {
+        let config = config(dir.path(), clock.0.clone());
+        let app = auth_service::build(config)
+            .await
+            .expect("build auth-service");
+        let server = Server::start(app);
+        TestApp {
+            addr: server.addr,
             dir,
             clock,
-            stop: Some(stop),
-            task: Some(task),
-        };
-        app.wait_ready().await;
-        app
-    }
-
-    /// Waits until the server answers (it listens before it is spawned, so this is quick).
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if bookstore_common::server::healthcheck(&self.addr.to_string())
-                .await
-                .unwrap_or(false)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            server,
         }
-        panic!("auth-service did not become healthy");
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        self.shutdown().await;
-    }
-
-    async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server result");
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 
     /// Stops this server and starts another on the same database and clock.
-    pub async fn restart(mut self) -> TestApp {
-        self.shutdown().await;
-        TestApp::spawn_in(self.dir.clone(), self.clock.clone()).await
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            dir, clock, server, ..
+        } = self;
+        server.stop().await;
+        TestApp::spawn_in(dir, clock).await
     }
 
     /// Moves the service's clock forward.
     pub fn advance(&self, seconds: i64) {
-        self.clock.fetch_add(seconds, Ordering::SeqCst);
+        self.clock.1.advance_seconds(seconds);
     }
 
     /// The service's current time.
     pub fn now(&self) -> i64 {
-        self.clock.load(Ordering::SeqCst)
+        self.clock.0.unix_seconds()
     }
 
     /// A channel to the server.
@@ -173,23 +137,25 @@ impl TestApp {
             .map(|r| r.into_inner())
     }
 
-    /// The URL of the database file.
-    pub fn database_url(&self) -> String {
-        database_url(self.dir.path())
+    /// The database opened for administration, as the `admin` and `keys` subcommands open it.
+    pub async fn admin(&self) -> Admin {
+        Admin::open(&config(self.dir.path(), self.clock.0.clone()))
+            .await
+            .expect("open the database for administration")
     }
 
     /// The active signing key and its kid, read from the database (for forging tokens).
     pub async fn signing_key(&self) -> (String, SigningKey) {
-        let db = Db::connect(&self.database_url()).await.expect("open db");
-        let rows = db.signing_keys().await.expect("keys");
-        let row = rows.first().expect("a key");
-        let seed: [u8; 32] = row.private_key.as_slice().try_into().expect("32 bytes");
-        (row.kid.clone(), SigningKey::from_bytes(&seed))
+        self.admin()
+            .await
+            .active_signing_key()
+            .await
+            .expect("signing key")
     }
 
     /// The issuer and audience the service uses (the defaults).
     pub fn expectations(&self) -> Expectations {
-        let config = Config::with_database("unused");
+        let config = Config::defaults();
         Expectations {
             issuer: config.issuer,
             audience: config.audience,
@@ -197,17 +163,18 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+/// The test configuration: defaults, any port, the database in `dir`, `clock`.
+fn config(dir: &Path, clock: Clock) -> Config {
+    let mut config = Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.database_url = database_url(dir);
+    config.clock = clock;
+    config
 }
 
 /// `sqlite://<dir>/auth.db`.
 pub fn database_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("auth.db").display())
+    sqlite_url(dir, "auth.db")
 }
 
 /// The auth-service binary cargo built for these tests.

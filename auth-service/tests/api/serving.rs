@@ -2,7 +2,8 @@
 
 use std::process::{Command, Stdio};
 
-use bookstore_common::{proto::auth::RegisterRequest, testing::ChildService};
+use bookstore_contract::proto::auth::RegisterRequest;
+use bookstore_testkit::ChildService;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{
@@ -142,7 +143,7 @@ async fn sigterm_makes_the_binary_drain_and_exit_zero() {
 
 #[tokio::test]
 async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secret() {
-    use bookstore_common::proto::auth::{
+    use bookstore_contract::proto::auth::{
         auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
         GetCurrentUserRequest, LoginRequest,
     };

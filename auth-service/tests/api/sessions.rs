@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use bookstore_common::{
+use bookstore_contract::{
     proto::auth::{GetCurrentUserRequest, GetJwksRequest, LogoutRequest, RefreshTokenRequest},
     token::{self, Expectations, KeySet},
 };

@@ -2,7 +2,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use bookstore_common::proto::auth::{auth_service_client::AuthServiceClient, LoginRequest};
+use bookstore_contract::proto::auth::{auth_service_client::AuthServiceClient, LoginRequest};
 use tonic::{transport::Channel, Code, Status};
 use tonic_types::StatusExt;
 

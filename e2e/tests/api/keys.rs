@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use bookstore_common::proto::book::{book_service_client::BookServiceClient, ListBooksRequest};
+use bookstore_contract::proto::book::{book_service_client::BookServiceClient, ListBooksRequest};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -45,7 +45,7 @@ async fn book_service_started_while_auth_service_is_down_is_not_serving_until_it
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(health(book.addr).await, Some(ServingStatus::NotServing));
 
-    let auth = start_auth(dir.path(), &auth_addr.to_string()).await;
+    let auth = start_auth(dir.path(), auth_addr).await;
     wait_serving(book.addr, Duration::from_secs(10)).await;
     let stack = Stack {
         dir: std::sync::Arc::new(dir),
@@ -62,15 +62,14 @@ async fn book_service_started_while_auth_service_is_down_is_not_serving_until_it
 async fn a_rotated_key_is_accepted_within_seconds_and_the_old_key_still_is() {
     let stack = Stack::spawn().await;
     let alice = stack.user("alice").await;
-    let auth_db = stack.auth_db().await;
     // What `auth-service keys rotate` does, then a restart of auth-service.
-    auth_service::keys::rotate(&auth_db, bookstore_common::unix_now())
-        .await
-        .expect("rotate");
+    let admin = stack.auth_admin().await;
+    admin.rotate_keys().await.expect("rotate");
+    admin.close().await;
     let Stack { dir, auth, book } = stack;
     let addr = auth.addr;
     auth.stop().await;
-    let auth = start_auth(dir.path(), &addr.to_string()).await;
+    let auth = start_auth(dir.path(), addr).await;
     let stack = Stack { dir, auth, book };
 
     let fresh = stack.user_login("alice").await;

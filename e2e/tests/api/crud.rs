@@ -1,6 +1,6 @@
 //! Each BookService RPC's success path, validation and error codes, and owner isolation.
 
-use bookstore_common::proto::book::{
+use bookstore_contract::proto::book::{
     Book, CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
 };
 use prost_types::FieldMask;
@@ -431,8 +431,8 @@ async fn an_admin_may_list_another_owners_books() {
     let alice = stack.user("alice").await;
     stack.user("root").await;
     stack.create(&alice, sample("Alice's")).await;
-    let db = stack.auth_db().await;
-    assert!(db.promote("root").await.expect("promote"));
+    let admin = stack.auth_admin().await;
+    assert!(admin.promote("root").await.expect("promote"));
     let admin = stack.user_login("root").await;
     let listed = stack
         .books()

@@ -1,9 +1,8 @@
-//! The forgery table of the foundation issue, against book-service.
+//! The forgery table (`bookstore_testkit::forgery`), against book-service.
 
-use bookstore_common::{
-    forgery::Target, proto::book::ListBooksRequest, token::Expectations, unix_now,
-};
-use ed25519_dalek::SigningKey;
+use bookstore_contract::{proto::book::ListBooksRequest, token::Expectations};
+use bookstore_kit::clock::Clock;
+use bookstore_testkit::forgery::Target;
 use tonic::Code;
 
 use crate::helpers::{bearer, with_authorization, Stack};
@@ -12,26 +11,23 @@ use crate::helpers::{bearer, with_authorization, Stack};
 async fn every_forged_token_is_unauthenticated_at_book_service() {
     let stack = Stack::spawn().await;
     let alice = stack.user("alice").await;
-    let auth_db = stack.auth_db().await;
-    let row = auth_db
-        .signing_keys()
+    let (kid, key) = stack
+        .auth_admin()
         .await
-        .expect("keys")
-        .into_iter()
-        .next()
-        .expect("a key");
-    let key = SigningKey::from_bytes(&row.private_key.as_slice().try_into().expect("32 bytes"));
-    let config = auth_service::Config::with_database("unused");
+        .active_signing_key()
+        .await
+        .expect("signing key");
+    let config = auth_service::Config::defaults();
     let expect = Expectations {
         issuer: config.issuer,
         audience: config.audience,
     };
     let target = Target {
         key: &key,
-        kid: &row.kid,
+        kid: &kid,
         expect: &expect,
         sub: &alice.id,
-        now: unix_now(),
+        now: Clock::system().unix_seconds(),
     };
     let mut books = stack.books().await;
     books

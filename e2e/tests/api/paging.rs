@@ -1,6 +1,6 @@
 //! ListBooks: keyset paging, filters, total_size and page-token checks.
 
-use bookstore_common::proto::book::{Book, ListBooksRequest, ListBooksResponse};
+use bookstore_contract::proto::book::{Book, ListBooksRequest, ListBooksResponse};
 use tonic::Code;
 
 use crate::helpers::{bearer, expect_code, sample, Caller, Stack};

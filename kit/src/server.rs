@@ -1,5 +1,6 @@
-//! Serving plumbing shared by both services: explicit HTTP/2 and connection limits, health and
-//! reflection, one log line per call, and graceful shutdown. Also the `healthcheck` client.
+//! How the gRPC server is set up: explicit HTTP/2 and connection limits, health and
+//! reflection beside the service's routes, one log line per call. Also the shutdown signal and
+//! the `healthcheck` client both binaries use.
 
 use std::{
     future::Future,
@@ -8,16 +9,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::net::TcpListener;
+use bookstore_contract::FILE_DESCRIPTOR_SET;
 use tonic::{
     service::Routes,
-    transport::{server::TcpIncoming, Server},
+    transport::{server::Router, Server},
 };
-use tonic_health::{pb::health_client::HealthClient, server::HealthReporter, ServingStatus};
-use tower::{Layer, Service};
+use tonic_health::pb::health_client::HealthClient;
+use tower::{
+    layer::util::{Identity, Stack},
+    Layer, Service,
+};
 use tracing::Instrument;
 
-use crate::FILE_DESCRIPTOR_SET;
+use crate::health::Health;
 
 /// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -37,32 +41,12 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// After a shutdown signal, how long in-flight calls get to finish before the server stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a service hands to [`serve`].
-pub struct Serving {
-    /// The service's own gRPC services (already size-limited and intercepted).
-    pub routes: Routes,
-    /// Health statuses; [`serve`] serves them and sets them NOT_SERVING on shutdown.
-    pub health: HealthReporter,
-    /// Fully qualified names of the routes' gRPC services, for per-service health.
-    pub service_names: &'static [&'static str],
-}
-
-/// Serves `serving` plus grpc.health.v1 and reflection (v1 and v1alpha, none behind a token) on
-/// `listener` until `shutdown` completes. Then health turns NOT_SERVING, new connections are
-/// refused, and in-flight calls get [`DRAIN_TIMEOUT`] to finish.
-pub async fn serve(
-    listener: TcpListener,
-    serving: Serving,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let Serving {
-        routes,
-        health,
-        service_names,
-    } = serving;
-    let health_service = tonic_health::pb::health_server::HealthServer::new(
-        tonic_health::server::HealthService::from_health_reporter(health.clone()),
-    );
+/// The tonic server with every limit above, the per-call log line, and beside `routes`:
+/// grpc.health.v1 from `health` and reflection v1 and v1alpha (none behind a token).
+pub(crate) fn grpc_server(
+    routes: Routes,
+    health: &Health,
+) -> Router<Stack<CallLogLayer, Identity>> {
     // Reflection lists exactly what this server serves, and can describe the google.rpc
     // error details, so grpcurl decodes ErrorInfo, BadRequest and RetryInfo too.
     let reflection = || {
@@ -75,7 +59,8 @@ pub async fn serve(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             )
             .include_reflection_service(false);
-        service_names
+        health
+            .services()
             .iter()
             .chain(&[
                 "grpc.health.v1.Health",
@@ -92,26 +77,7 @@ pub async fn serve(
         .build_v1alpha()
         .expect("embedded descriptor sets are valid");
 
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE));
-
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: health NOT_SERVING, draining calls");
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for name in service_names {
-            health
-                .set_service_status(*name, ServingStatus::NotServing)
-                .await;
-        }
-        let _ = stopping_tx.send(());
-    };
-
-    let server = Server::builder()
+    Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
@@ -121,24 +87,9 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
         .layer(CallLogLayer)
         .add_routes(routes)
-        .add_service(health_service)
+        .add_service(health.server())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, signal);
-
-    // Bound the drain: once the signal has fired, in-flight calls get DRAIN_TIMEOUT.
-    let deadline = async {
-        if stopping_rx.await.is_ok() {
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-            tracing::warn!("drain timeout reached, abandoning in-flight calls");
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => result,
-        () = deadline => Ok(()),
-    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

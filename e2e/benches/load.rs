@@ -1,6 +1,6 @@
 //! Load figures for the pair, both services in this process on loopback (real sockets, real
 //! tonic clients): Login, CreateBook, GetBook with a reused token, and ListBooks on the first
-//! versus a deep page. Run with `cargo bench -p book-service --bench load`; the figures are in
+//! versus a deep page. Run with `cargo bench -p bookstore-e2e --bench load`; the figures are in
 //! BENCHMARKS.md. Bounded: fixed request counts, then it stops by itself.
 
 use std::{
@@ -9,26 +9,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bookstore_common::proto::{
+use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
     book::{
         book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
         ListBooksRequest,
     },
 };
-use tokio::net::TcpListener;
-use tonic::{transport::Channel, Request};
-
-const PASSWORD: &str = "a sufficiently long passphrase";
-
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("metadata"),
-    );
-    request
-}
+use bookstore_testkit::{any_port, bearer, sqlite_url, Server, PASSWORD};
+use tonic::transport::Channel;
 
 /// Runs `total` calls of `op` from `concurrency` tasks; prints throughput and latency quantiles.
 async fn load<F, Fut>(label: &str, total: usize, concurrency: usize, op: F)
@@ -90,28 +79,25 @@ fn peak_rss_mib() -> f64 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let auth_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let auth_addr = auth_listener.local_addr().expect("addr");
-    let auth_config = auth_service::Config::with_database(format!(
-        "sqlite://{}",
-        dir.path().join("auth.db").display()
-    ));
-    tokio::spawn(auth_service::serve(
-        auth_config,
-        auth_listener,
-        std::future::pending(),
-    ));
-    let book_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let book_addr = book_listener.local_addr().expect("addr");
-    let book_config = book_service::Config::new(
-        format!("sqlite://{}", dir.path().join("books.db").display()),
-        format!("http://{auth_addr}"),
+    let mut auth_config = auth_service::Config::defaults();
+    auth_config.serve.listen = any_port();
+    auth_config.serve.database_url = sqlite_url(dir.path(), "auth.db");
+    let auth = Server::start(
+        auth_service::build(auth_config)
+            .await
+            .expect("auth-service"),
     );
-    tokio::spawn(book_service::serve(
-        book_config,
-        book_listener,
-        std::future::pending(),
-    ));
+    let auth_addr = auth.addr;
+    let mut book_config = book_service::Config::defaults();
+    book_config.serve.listen = any_port();
+    book_config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    book_config.auth_url = auth.url();
+    let book = Server::start(
+        book_service::build(book_config)
+            .await
+            .expect("book-service"),
+    );
+    let book_addr = book.addr;
 
     let auth_channel = Channel::from_shared(format!("http://{auth_addr}"))
         .expect("url")

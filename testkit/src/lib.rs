@@ -1,6 +1,90 @@
-//! Small helpers both services' integration tests use (feature `test-support`).
+//! Dev-only helpers for the integration tests of every crate: request builders, status
+//! assertions, a service binary as a child process, the forgery table ([`forgery`]) and the
+//! constants tests share. Never a dependency of a binary.
 
+pub mod forgery;
+
+use std::{net::SocketAddr, path::Path};
+
+pub use bookstore_kit::storage::sqlite_url;
+use bookstore_kit::App;
+use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status};
+
+/// A password every policy accepts.
+pub const PASSWORD: &str = "a sufficiently long passphrase";
+
+/// A service running in this process on its own task, as `main` runs it. Dropping it aborts
+/// the task; [`Server::stop`] shuts it down the graceful way (health, drain, close).
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Runs `app` until [`Server::stop`] (or drop).
+    pub fn start(app: App) -> Server {
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops it gracefully and waits; panics if serving failed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The workspace binary `name` (`target/<profile>/<name>`, beside the test executables in
+/// `target/<profile>/deps/`). Cargo builds a package's binaries for that package's own
+/// integration tests only, so a test of another crate needs `cargo build --bins` to have run
+/// (the README's test command does it); a missing binary panics saying so.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before these tests",
+        binary.display()
+    );
+    binary
+}
+
+/// Loopback with a port the kernel picks: the listen address of every in-process test server.
+pub fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
 
 /// `message` with `authorization: Bearer <token>` metadata.
 pub fn bearer<T>(message: T, token: &str) -> Request<T> {

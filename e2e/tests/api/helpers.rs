@@ -2,94 +2,45 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use bookstore_common::proto::{
+use auth_service::admin::Admin;
+use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, LoginResponse, RegisterRequest},
     book::{book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest},
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-
-pub use bookstore_common::testing::{bearer, expect_code, with_authorization};
+use bookstore_testkit::{any_port, sqlite_url, Server, PASSWORD};
 use tonic::transport::Channel;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-/// A password every policy accepts.
-pub const PASSWORD: &str = "a sufficiently long passphrase";
+pub use bookstore_testkit::{bearer, expect_code, with_authorization};
 
-/// One in-process server.
-pub struct Server {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+/// auth-service's test configuration: defaults, its database in `dir`, listening on `listen`.
+pub fn auth_config(dir: &Path, listen: SocketAddr) -> auth_service::Config {
+    let mut config = auth_service::Config::defaults();
+    config.serve.listen = listen;
+    config.serve.database_url = sqlite_url(dir, "auth.db");
+    config
 }
 
-impl Server {
-    /// Stops it gracefully and waits.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server result");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-fn spawn<F>(
-    listener: TcpListener,
-    serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F,
-) -> Server
-where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let addr = listener.local_addr().expect("local addr");
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(serve(listener, stopped));
-    Server {
-        addr,
-        stop: Some(stop),
-        task: Some(task),
-    }
-}
-
-/// `sqlite://` URL of auth-service's database in `dir`.
-pub fn auth_db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("auth.db").display())
-}
-
-/// auth-service on `dir/auth.db`, listening on `addr` (port 0 for any).
-pub async fn start_auth(dir: &Path, addr: &str) -> Server {
-    let config = auth_service::Config::with_database(auth_db_url(dir));
-    let listener = TcpListener::bind(addr).await.expect("bind auth");
-    spawn(listener, |l, stopped| {
-        auth_service::serve(config, l, async move {
-            let _ = stopped.await;
-        })
-    })
+/// auth-service on `dir/auth.db`, listening on `listen` (port 0 for any).
+pub async fn start_auth(dir: &Path, listen: SocketAddr) -> Server {
+    let app = auth_service::build(auth_config(dir, listen))
+        .await
+        .expect("build auth-service");
+    Server::start(app)
 }
 
 /// book-service on `dir/books.db`, trusting the auth-service at `auth_addr`.
 pub async fn start_book(dir: &Path, auth_addr: SocketAddr) -> Server {
-    let config = book_service::Config::new(
-        format!("sqlite://{}", dir.join("books.db").display()),
-        format!("http://{auth_addr}"),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind book");
-    spawn(listener, |l, stopped| {
-        book_service::serve(config, l, async move {
-            let _ = stopped.await;
-        })
-    })
+    let mut config = book_service::Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.database_url = sqlite_url(dir, "books.db");
+    config.auth_url = format!("http://{auth_addr}");
+    let app = book_service::build(config)
+        .await
+        .expect("build book-service");
+    Server::start(app)
 }
 
 /// Overall health of the server at `addr`.
@@ -151,18 +102,18 @@ impl Stack {
     /// Both services on fresh databases, book-service SERVING.
     pub async fn spawn() -> Stack {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let auth = start_auth(dir.path(), "127.0.0.1:0").await;
+        let auth = start_auth(dir.path(), any_port()).await;
         let book = start_book(dir.path(), auth.addr).await;
         wait_serving(book.addr, Duration::from_secs(10)).await;
         Stack { dir, auth, book }
     }
 
-    /// auth-service's database, opened beside the running service (as the admin subcommands
-    /// do), to promote users, rotate keys or read the signing key.
-    pub async fn auth_db(&self) -> auth_service::db::Db {
-        auth_service::db::Db::connect(&auth_db_url(self.dir.path()))
+    /// auth-service's database, opened beside the running service as the `admin` and `keys`
+    /// subcommands open it: to promote users, rotate keys or read the signing key.
+    pub async fn auth_admin(&self) -> Admin {
+        Admin::open(&auth_config(self.dir.path(), any_port()))
             .await
-            .expect("open auth db")
+            .expect("open auth-service's database")
     }
 
     /// An AuthService client.

@@ -7,11 +7,8 @@ use std::{
     time::Instant,
 };
 
-use bookstore_common::{
-    auth::Authenticator,
-    token::{self, Claims, Expectations, KeySet},
-    unix_now,
-};
+use bookstore_contract::token::{self, Claims, Expectations, KeySet};
+use bookstore_kit::{auth::Authenticator, clock::Clock};
 use ed25519_dalek::SigningKey;
 use tonic::metadata::MetadataMap;
 
@@ -35,7 +32,7 @@ fn main() {
         issuer: "bookstore-auth".into(),
         audience: "bookstore".into(),
     };
-    let now = unix_now();
+    let now = Clock::system().unix_seconds();
     let claims = Claims {
         iss: expect.issuer.clone(),
         aud: expect.audience.clone(),

@@ -1,6 +1,6 @@
 //! The forgery table: access tokens that must all be refused with UNAUTHENTICATED, built for
 //! one server's real signing key so that each case differs from a valid token in exactly the
-//! way its name says. Both services' tests run it (feature `test-support`).
+//! way its name says. Both services' tests run it.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use ed25519_dalek::{Signer, SigningKey};
@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::token::{encode_segment, Expectations};
+use bookstore_contract::token::{encode_segment, Expectations};
 
 /// What a forger knows: the server's key (to show that only the named flaw is refused), its
 /// kid, the expected issuer and audience, and a real user id.

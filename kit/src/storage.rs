@@ -1,5 +1,8 @@
-//! The SQLite setup both services use: WAL, `synchronous=FULL`, foreign keys, a busy timeout,
-//! one writer connection and a pool of readers, migrations at start.
+//! Storage both services run on. The database URL picks the [`Backend`]; today that is SQLite
+//! (WAL, `synchronous=FULL`, foreign keys, a busy timeout, one writer connection and a pool of
+//! readers, migrations at start). This module is the seam for a second backend: URL parsing,
+//! connecting, migrations, the services' secrets and error mapping live here, so a PostgreSQL
+//! backend changes this module and each service's `db.rs`, and nothing above them.
 //!
 //! One writer connection serialises this process's writes, and every writing transaction starts
 //! with `BEGIN IMMEDIATE` ([`Database::begin_write`]), so a transaction never has to upgrade a
@@ -9,6 +12,7 @@
 
 use std::{str::FromStr, time::Duration};
 
+use bookstore_contract::error;
 use sqlx::{
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -16,12 +20,39 @@ use sqlx::{
 };
 use tonic::Status;
 
-use crate::error;
-
 /// How long a statement waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reader connections (WAL lets them run beside the writer).
 const READERS: u32 = 8;
+
+/// The storage engines a database URL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://FILE` (also `sqlite:FILE`): an embedded file, created if missing.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend `url` names, or a message saying why none does.
+    pub fn of(url: &str) -> Result<Backend, String> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Err(format!(
+                "{scheme}:// database URLs are not supported yet; use sqlite://FILE"
+            )),
+            _ => Err(format!(
+                "database URL must start with sqlite:// (got {:?})",
+                url.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// The `sqlite://` URL of `file` in `dir` (what `bookstore up` and tests use).
+pub fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}", dir.join(file).display())
+}
 
 /// A service's database: one writer, several readers.
 #[derive(Debug, Clone)]
@@ -34,7 +65,12 @@ pub struct Database {
 
 impl Database {
     /// Opens (creating if missing) the database at `url` and runs `migrator`.
-    pub async fn connect(url: &str, migrator: &Migrator) -> Result<Self, sqlx::Error> {
+    pub async fn connect(url: &str, migrator: &Migrator) -> anyhow::Result<Self> {
+        Backend::of(url).map_err(anyhow::Error::msg)?;
+        Ok(Self::connect_sqlite(url, migrator).await?)
+    }
+
+    async fn connect_sqlite(url: &str, migrator: &Migrator) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -119,5 +155,20 @@ pub fn database_status(domain: &str, err: &sqlx::Error) -> Status {
         error::busy(domain)
     } else {
         error::internal(domain, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_scheme_picks_the_backend_and_others_are_refused_with_a_reason() {
+        assert_eq!(Backend::of("sqlite://books.db"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::of("SQLITE:books.db"), Ok(Backend::Sqlite));
+        let postgres = Backend::of("postgres://u:p@h/db").expect_err("not yet");
+        assert!(postgres.contains("not supported yet"), "{postgres}");
+        let other = Backend::of("mysql://h/db").expect_err("unknown");
+        assert!(other.contains("sqlite://"), "{other}");
     }
 }

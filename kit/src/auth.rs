@@ -12,11 +12,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tonic::{metadata::MetadataMap, service::Interceptor, Code, Request, Status};
 
-use crate::{
+use bookstore_contract::{
     error,
     token::{self, Claims, Expectations, KeySet, TokenError},
-    unix_now,
 };
+
+use crate::clock::Clock;
 
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
@@ -109,7 +110,7 @@ impl Authenticator {
         if token.len() > token::MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
-        let now = unix_now();
+        let now = Clock::system().unix_seconds();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.cache().get(&digest) {
             if now <= claims.exp + token::LEEWAY_SECONDS {

@@ -1,6 +1,6 @@
 //! Races: etags, idempotent retries and many concurrent writers.
 
-use bookstore_common::proto::book::{CreateBookRequest, ListBooksRequest, UpdateBookRequest};
+use bookstore_contract::proto::book::{CreateBookRequest, ListBooksRequest, UpdateBookRequest};
 use futures::future::join_all;
 use prost_types::FieldMask;
 use tonic::Code;

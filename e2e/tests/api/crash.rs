@@ -3,25 +3,21 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use bookstore_common::{
-    proto::book::{
-        book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest,
-    },
-    testing::ChildService,
+use bookstore_contract::proto::book::{
+    book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest,
 };
+use bookstore_testkit::{any_port, sqlite_url, workspace_binary, ChildService};
 use tonic::transport::Channel;
 
 use crate::helpers::{bearer, register_and_login, sample, start_auth, wait_serving};
 
 fn start(db_url: &str, auth_url: &str) -> ChildService {
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_book-service"));
     ChildService::start(
-        &binary,
+        &workspace_binary("book-service"),
         &[
             "--listen",
             "127.0.0.1:0",
@@ -50,9 +46,9 @@ fn request(request_id: &str) -> CreateBookRequest {
 #[tokio::test]
 async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let auth = start_auth(dir.path(), "127.0.0.1:0").await;
-    let auth_url = format!("http://{}", auth.addr);
-    let db_url = format!("sqlite://{}", dir.path().join("books.db").display());
+    let auth = start_auth(dir.path(), any_port()).await;
+    let auth_url = auth.url();
+    let db_url = sqlite_url(dir.path(), "books.db");
     let alice = register_and_login(auth.addr, "alice").await;
     let token = alice.token().to_string();
 

@@ -1,6 +1,6 @@
 //! The whole flow across both real services: register, login, CRUD, refresh, logout.
 
-use bookstore_common::proto::{
+use bookstore_contract::proto::{
     auth::{LogoutRequest, RefreshTokenRequest},
     book::{
         CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,

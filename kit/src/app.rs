@@ -1,0 +1,112 @@
+//! The application builder both services run through, as in zero2prod: a service builds its
+//! state and hands a [`Service`] to [`App::bind`]; `main`, `bookstore up` and tests then call
+//! [`App::local_addr`] and [`App::run_until_stopped`]. Tests bind port 0 and learn the port
+//! before the first call, with no sleeps.
+//!
+//! The builder owns the gRPC listener and the lifecycle: serving with the limits of
+//! [`crate::server`], health and reflection beside the service's routes, then on shutdown the
+//! service's background tasks stop, health turns NOT_SERVING, in-flight calls drain (bounded by
+//! [`server::DRAIN_TIMEOUT`]) and the database closes. A second (HTTP) listener and TLS belong
+//! here too when they come, so both services get them at once.
+
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::{health::Health, server, storage::Database};
+
+/// What a service hands to the builder.
+pub struct Service {
+    /// The binary's name, for log lines (`auth-service`, `book-service`).
+    pub name: &'static str,
+    /// The service's own gRPC services, already size-limited and intercepted.
+    pub routes: Routes,
+    /// Its health; served as grpc.health.v1 and turned NOT_SERVING on shutdown.
+    pub health: Health,
+    /// Background work (key reloads, key fetching), stopped before health turns NOT_SERVING
+    /// so that none of it can turn health back to SERVING during the drain.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// The service's storage, closed once the calls have drained.
+    pub database: Database,
+}
+
+/// A service bound to its listener, ready to run.
+pub struct App {
+    listener: TcpListener,
+    service: Service,
+}
+
+impl App {
+    /// Binds `listen` for `service`. Port 0 picks a free port.
+    pub async fn bind(listen: SocketAddr, service: Service) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("{}: cannot listen on {listen}", service.name))?;
+        Ok(App { listener, service })
+    }
+
+    /// The address the gRPC listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes. Errors of the listener are
+    /// returned; the background tasks and the database are cleaned up either way.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let App { listener, service } = self;
+        let Service {
+            name,
+            routes,
+            health,
+            tasks,
+            database,
+        } = service;
+        let stop_tasks: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = {
+            let health = health.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: health NOT_SERVING, draining calls");
+                stop_tasks.iter().for_each(tokio::task::AbortHandle::abort);
+                health.set(ServingStatus::NotServing).await;
+                let _ = stopping_tx.send(());
+            }
+        };
+
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(server::TCP_KEEPALIVE));
+        tracing::info!(addr = %addr, "{name} listening");
+        let server =
+            server::grpc_server(routes, &health).serve_with_incoming_shutdown(incoming, signal);
+
+        // Bound the drain: once the signal has fired, in-flight calls get DRAIN_TIMEOUT.
+        let deadline = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(server::DRAIN_TIMEOUT).await;
+                tracing::warn!("drain timeout reached, abandoning in-flight calls");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            result = server => result,
+            () = deadline => Ok(()),
+        };
+        // Also when serving failed before any shutdown signal.
+        tasks.iter().for_each(JoinHandle::abort);
+        database.close().await;
+        served.with_context(|| format!("{name}: serving on {addr} failed"))
+    }
+}

@@ -1,0 +1,127 @@
+//! Flags every service takes, defined once, and how a service's command line is parsed.
+//!
+//! Each flag also reads an environment variable named after the service and the flag
+//! (`AUTH_LISTEN`, `BOOK_DATABASE_URL`, ...). The names are not written on each field: the
+//! service's command is built with [`command`], which gives every value-taking flag of the
+//! top-level command its `PREFIX_FLAG` variable and the service's defaults. That keeps the shared
+//! flags ([`ServeConfig`]) in one place while each service keeps its own variable names, and lets
+//! tests build a config from the same defaults without reading the environment at all.
+
+use std::net::SocketAddr;
+
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches};
+
+/// How a service serves: where it listens and what it stores in. Flattened into each
+/// service's `Config`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the gRPC listener (`--listen`, `<PREFIX>_LISTEN`). Port 0 picks a free port;
+    /// `App::local_addr` tells which.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Where the service keeps its data (`--database-url`, `<PREFIX>_DATABASE_URL`):
+    /// `sqlite://FILE`, created if missing.
+    #[arg(long)]
+    pub database_url: String,
+}
+
+/// Where the environment comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    /// Flags fall back to `PREFIX_FLAG` variables, then to the defaults (binaries).
+    Read,
+    /// Flags fall back to the defaults only (tests: nothing from the developer's shell).
+    Ignore,
+}
+
+/// `C`'s command with `defaults` (flag id, value) and, with [`Env::Read`], an environment
+/// variable `PREFIX_FLAG_ID` for every value-taking top-level flag.
+pub fn command<C: CommandFactory>(
+    prefix: &str,
+    defaults: &[(&str, &'static str)],
+    env: Env,
+) -> clap::Command {
+    let mut command = C::command();
+    for (id, value) in defaults {
+        command = command.mut_arg(*id, |arg| arg.default_value(*value).required(false));
+    }
+    if env == Env::Read {
+        command = command.mut_args(|arg| {
+            if arg.get_action().takes_values() && !arg.is_positional() {
+                let name = format!("{prefix}_{}", arg.get_id().as_str().to_uppercase());
+                arg.env(clap::builder::Str::from(name))
+            } else {
+                arg
+            }
+        });
+    }
+    command
+}
+
+/// Parses `matches` of a [`command`] into `C`, exiting with clap's message on a bad value (only
+/// binaries call this with real input).
+pub fn from_matches<C: FromArgMatches>(matches: &ArgMatches) -> C {
+    C::from_arg_matches(matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `C` from the command line and environment of this process.
+pub fn from_args<C: CommandFactory + FromArgMatches>(
+    prefix: &str,
+    defaults: &[(&str, &'static str)],
+) -> C {
+    from_matches(&command::<C>(prefix, defaults, Env::Read).get_matches())
+}
+
+/// `C` built from `defaults` alone, as if the binary had been started with no flags, reading
+/// the environment only with [`Env::Read`].
+pub fn from_defaults<C: CommandFactory + FromArgMatches>(
+    prefix: &str,
+    defaults: &[(&str, &'static str)],
+    env: Env,
+) -> C {
+    let matches = command::<C>(prefix, defaults, env)
+        .no_binary_name(true)
+        .try_get_matches_from(std::iter::empty::<String>())
+        .unwrap_or_else(|e| e.exit());
+    from_matches(&matches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Demo {
+        #[command(flatten)]
+        serve: ServeConfig,
+        #[arg(long)]
+        issuer: String,
+    }
+
+    const DEFAULTS: &[(&str, &str)] = &[
+        ("listen", "127.0.0.1:1"),
+        ("database_url", "sqlite://demo.db"),
+        ("issuer", "me"),
+    ];
+
+    #[test]
+    fn every_value_flag_gets_a_prefixed_environment_variable() {
+        let command = command::<Demo>("DEMO", DEFAULTS, Env::Read);
+        let envs: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(envs, ["DEMO_LISTEN", "DEMO_DATABASE_URL", "DEMO_ISSUER"]);
+    }
+
+    #[test]
+    fn defaults_without_the_environment_read_no_variable() {
+        let command = command::<Demo>("DEMO", DEFAULTS, Env::Ignore);
+        assert!(command.get_arguments().all(|a| a.get_env().is_none()));
+        let demo: Demo = from_defaults("DEMO", DEFAULTS, Env::Ignore);
+        assert_eq!(demo.serve.listen.port(), 1);
+        assert_eq!(demo.serve.database_url, "sqlite://demo.db");
+        assert_eq!(demo.issuer, "me");
+    }
+}

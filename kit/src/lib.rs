@@ -1,0 +1,37 @@
+//! What both Bookstore services run on, so each service crate holds only its own logic.
+//!
+//! Layout:
+//! - [`app`]: the application builder: `App::bind(listen, Service)`, `local_addr()`,
+//!   `run_until_stopped(shutdown)`; one lifecycle for `main`, `bookstore up` and tests.
+//! - [`server`]: the tonic server's limits, reflection, the per-call log line, the shutdown
+//!   signal and the `healthcheck` client.
+//! - [`health`]: grpc.health.v1 statuses of a service, set in one place.
+//! - [`auth`]: the tonic interceptor that verifies bearer tokens (with
+//!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
+//! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
+//!   mapping (SQLite today).
+//! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
+//! - [`clock`]: the one time model, injectable in tests; protobuf timestamps.
+//! - [`config`]: the serving flags both services share and how a command line is parsed.
+//! - [`telemetry`]: log setup with the sink as a parameter.
+//!
+//! A call to a protected RPC flows: [`server`]'s call-log layer → [`auth::Authenticator`]
+//! (verifies the bearer token) → the service's handler, which finds the claims in the request
+//! extensions and works on its `db.rs` through [`storage::Database`].
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod paging;
+pub mod server;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::{App, Service};
+
+/// Lower-case hex of `bytes` (digests stored or compared as text).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
