@@ -2,14 +2,18 @@
 //! verifier both services use.
 //!
 //! An access token is a compact JWS (RFC 7515) signed with Ed25519 (`alg` `EdDSA`), header `typ`
-//! `at+jwt` and `kid`, claims shaped after RFC 9068. The verifier is deliberately narrow: it
-//! decodes the header itself and accepts exactly one algorithm, so `alg: none`, HMAC with the
-//! public key, embedded `jwk` headers and the like have no code path that could accept them.
+//! `at+jwt` and `kid`, claims shaped after RFC 9068. Signing and signature checks are the
+//! `jsonwebtoken` crate's; around it the verifier stays narrow: it accepts exactly one
+//! algorithm, so `alg: none`, HMAC with the public key, embedded `jwk` headers and the like have
+//! no code path that could accept them, and it adds what the library does not check (the size
+//! limit before anything is decoded, `typ`, `crit` in any form, `kid` looked up only in the
+//! in-memory [`KeySet`]).
 
 use std::collections::HashMap;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::{pkcs8::EncodePrivateKey, SigningKey, VerifyingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::proto::auth::Jwk;
@@ -22,17 +26,6 @@ pub const LEEWAY_SECONDS: i64 = 30;
 pub const TOKEN_TYPE: &str = "at+jwt";
 /// The one signature algorithm accepted.
 pub const ALGORITHM: &str = "EdDSA";
-
-/// The JOSE header we write. Verification parses [`RawHeader`] instead, to see every field.
-#[derive(Debug, Serialize)]
-pub struct Header<'a> {
-    /// Always [`ALGORITHM`].
-    pub alg: &'a str,
-    /// Always [`TOKEN_TYPE`].
-    pub typ: &'a str,
-    /// Id of the signing key, looked up in the verifier's [`KeySet`].
-    pub kid: &'a str,
-}
 
 /// Claims of an access token (RFC 9068 shape plus `username` and `admin`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,15 +48,6 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
-}
-
-/// Everything a header may carry that we need to look at to reject it.
-#[derive(Debug, Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    typ: Option<String>,
-    kid: Option<String>,
-    crit: Option<serde_json::Value>,
 }
 
 /// Why a token was refused. Every variant becomes UNAUTHENTICATED; the variant is logged and
@@ -105,15 +89,27 @@ impl TokenError {
 
 /// The public keys a verifier trusts, by `kid`. Lookups are in memory only: a `kid` is never
 /// used as a path, URL or query.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct KeySet {
-    keys: HashMap<String, VerifyingKey>,
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.keys.keys()).finish()
+    }
 }
 
 impl KeySet {
     /// Adds (or replaces) a key.
     pub fn insert(&mut self, kid: impl Into<String>, key: VerifyingKey) {
-        self.keys.insert(kid.into(), key);
+        self.keys
+            .insert(kid.into(), DecodingKey::from_ed_der(key.as_bytes()));
+    }
+
+    /// Whether the key `kid` is in the set (a cached verification is served only while it is).
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
     }
 
     /// Builds a key set from GetJwks output. Keys of another type, curve or algorithm, or with
@@ -148,7 +144,7 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+    fn get(&self, kid: &str) -> Option<&DecodingKey> {
         self.keys.get(kid)
     }
 }
@@ -174,28 +170,38 @@ pub struct Expectations {
     pub audience: String,
 }
 
-/// Verifies `token` against `keys` at time `now` (Unix seconds).
+/// Verifies `token` against `keys` at time `now` (Unix seconds), returning its claims and the
+/// `kid` of the key that verified it.
 ///
 /// Order matters: size first (unread), then the header (algorithm, type, `crit`, key), then the
-/// signature, and only then are the claims parsed, so unsigned input never reaches the claim
-/// parser.
+/// signature, and only then are the claims parsed (by `jsonwebtoken`, which checks the
+/// signature before it deserializes the claims), so unsigned input never reaches the claim
+/// parser. Expiry is checked here against `now`, so tests can verify at any time.
 pub fn verify(
     token: &str,
     keys: &KeySet,
     expect: &Expectations,
     now: i64,
-) -> Result<Claims, TokenError> {
+) -> Result<(Claims, String), TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let header: RawHeader = decode_json(header_b64)?;
-    if header.alg.as_deref() != Some(ALGORITHM) {
+    let header_b64 = token.split('.').next().unwrap_or_default();
+    // The one header field read here: `jsonwebtoken` decodes `"crit": null` as "no crit", and
+    // a token carrying `crit` in any form is refused.
+    let header_fields: serde_json::Map<String, serde_json::Value> = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or(TokenError::Malformed)?;
+    if header_fields.contains_key("crit") {
+        return Err(TokenError::Critical);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
+        _ => TokenError::Malformed,
+    })?;
+    if header.alg != Algorithm::EdDSA {
         return Err(TokenError::Algorithm);
     }
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
@@ -204,58 +210,85 @@ pub fn verify(
     if !typ_ok {
         return Err(TokenError::Type);
     }
-    if header.crit.is_some() {
-        return Err(TokenError::Critical);
-    }
     let kid = header.kid.ok_or(TokenError::Malformed)?;
-    let key = keys.get(&kid).ok_or(TokenError::UnknownKey(kid))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or(TokenError::Signature)?;
-    let signed_len = header_b64.len() + 1 + claims_b64.len();
-    key.verify_strict(&token.as_bytes()[..signed_len], &signature)
-        .map_err(|_| TokenError::Signature)?;
-
-    let claims: Claims = decode_json(claims_b64)?;
-    if claims.iss != expect.issuer || claims.aud != expect.audience {
-        return Err(TokenError::Claims);
-    }
+    let key = keys
+        .get(&kid)
+        .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation(expect))
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::Signature,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::Claims,
+                _ => TokenError::Malformed,
+            }
+        })?
+        .claims;
     if now > claims.exp + LEEWAY_SECONDS {
         return Err(TokenError::Expired);
     }
     if claims.nbf > now + LEEWAY_SECONDS {
         return Err(TokenError::NotYetValid);
     }
-    Ok(claims)
+    Ok((claims, kid))
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+/// What `jsonwebtoken` checks: EdDSA only, the issuer and audience, every time claim present.
+/// `exp` and `nbf` are compared by [`verify`] against its `now`.
+fn validation(expect: &Expectations) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[&expect.issuer]);
+    validation.set_audience(&[&expect.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation
 }
 
-/// Base64url (no padding) of a JSON value: one JWS segment.
+/// A key that signs access tokens: the Ed25519 key in the form `jsonwebtoken` signs with.
+#[derive(Clone)]
+pub struct Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({})", self.kid)
+    }
+}
+
+impl Signer {
+    /// A signer for `key`, published as `kid`.
+    pub fn new(kid: impl Into<String>, key: &SigningKey) -> Self {
+        // PKCS#8 encoding of a 32-byte Ed25519 seed cannot fail.
+        let der = key
+            .to_pkcs8_der()
+            .expect("an Ed25519 key encodes as PKCS#8");
+        Signer {
+            kid: kid.into(),
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+        }
+    }
+
+    /// The `kid` tokens of this signer carry.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs `claims`: the only encoder of access tokens.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(self.kid.clone());
+        // Serializing plain claims and signing with a valid Ed25519 key cannot fail.
+        jsonwebtoken::encode(&header, claims, &self.key).expect("Ed25519 signing succeeds")
+    }
+}
+
+/// Base64url (no padding) of a JSON value: one JWS segment (the forgery tests build tokens
+/// that no library would).
 pub fn encode_segment<T: Serialize>(value: &T) -> String {
     // Serializing our own plain structs cannot fail.
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("claims and headers serialize"))
-}
-
-/// Signs `claims` with `key` under `kid`: the only encoder of access tokens.
-pub fn sign(claims: &Claims, kid: &str, key: &ed25519_dalek::SigningKey) -> String {
-    use ed25519_dalek::Signer;
-    let header = Header {
-        alg: ALGORITHM,
-        typ: TOKEN_TYPE,
-        kid,
-    };
-    let signing_input = format!("{}.{}", encode_segment(&header), encode_segment(claims));
-    let signature = key.sign(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    )
 }

@@ -1,7 +1,7 @@
 //! The work behind every auth-service RPC: accounts, logins, refresh-token rotation. Handlers in
 //! [`crate::service`] validate and convert; this module decides.
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
 use bookstore_contract::error::Violations;
 use bookstore_kit::{
@@ -10,13 +10,17 @@ use bookstore_kit::{
 };
 
 use crate::{
+    client::ClientAddr,
     db::{Db, Rotation, UserRow},
     error::{Error, Result},
     keys::KeyRing,
     password::{self, Hasher},
-    throttle,
+    throttle::{self, Limits, Scope},
     tokens::{self, Issuer, TokenPair},
 };
+
+/// The throttle key of work done from this machine (the admin subcommands).
+const LOCAL: &str = "local";
 
 /// Shortest username.
 pub const MIN_USERNAME_CHARS: usize = 3;
@@ -26,6 +30,16 @@ pub const MAX_USERNAME_CHARS: usize = 32;
 /// Usernames are compared case-insensitively: every name is folded to lower case on the way in.
 pub fn normalize_username(username: &str) -> String {
     username.trim().to_lowercase()
+}
+
+/// Whether `username` (normalized) could name an account: Login refuses other names at once,
+/// without a password check or a throttle row (an over-long name must not be stored).
+pub fn could_exist(username: &str) -> bool {
+    username.chars().count() <= MAX_USERNAME_CHARS && username.chars().all(allowed_char)
+}
+
+fn allowed_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c)
 }
 
 /// Records every rule `username` (normalized) and `password` break, under the given field names.
@@ -42,10 +56,7 @@ pub fn check_new_account(
                 format!("must be {MIN_USERNAME_CHARS}-{MAX_USERNAME_CHARS} characters"),
             );
         }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
-        {
+        if !name.chars().all(allowed_char) {
             violations.add(
                 field,
                 "may contain only letters a-z, digits, '_', '.' and '-'",
@@ -75,45 +86,116 @@ pub struct Accounts {
     pub clock: Clock,
     /// ListUsers page tokens.
     pub page_tokens: PageTokens,
+    /// Throttle limits.
+    pub limits: Limits,
 }
 
 impl Accounts {
-    /// Creates a user. `username` is normalized and valid, `password` passes the policy.
+    /// Registers a user for `client`: counted against the client's hourly Register limit
+    /// first, then a taken name is answered at once, before any hashing. `username` is
+    /// normalized and valid, `password` passes the policy.
     pub async fn register(
         &self,
         username: String,
         password: String,
-        admin: bool,
+        client: &ClientAddr,
     ) -> Result<UserRow> {
+        let now = self.clock.unix_seconds();
+        let slot = vec![(Scope::Register, client.throttle_key())];
+        // Never given back: every Register call counts, whatever its outcome.
+        let _counted = throttle::reserve(&self.db, slot, &self.limits, now)
+            .await
+            .map_err(|e| match e {
+                Error::Throttled(after) => {
+                    tracing::warn!(event = "register_throttled", %client, "register limit reached");
+                    Error::RegisterLimited(after)
+                }
+                other => other,
+            })?;
+        self.create(username, password, false, &client.throttle_key())
+            .await
+    }
+
+    /// Creates an admin from this machine (the `admin create` subcommand): no Register limit.
+    pub async fn create_admin(&self, username: String, password: String) -> Result<UserRow> {
+        self.create(username, password, true, LOCAL).await
+    }
+
+    async fn create(
+        &self,
+        username: String,
+        password: String,
+        admin: bool,
+        client_key: &str,
+    ) -> Result<UserRow> {
+        if self.db.user_by_name(&username).await?.is_some() {
+            return Err(Error::UsernameTaken);
+        }
         let user = UserRow {
             id: uuid::Uuid::now_v7().to_string(),
             username,
-            password_hash: self.hasher.hash(password).await?,
+            password_hash: self.hasher.hash(client_key, password).await?,
             admin,
             create_time: self.clock.unix_seconds(),
         };
+        // Two racing registrations of one name both pass the check above; the UNIQUE
+        // constraint lets exactly one insert.
         self.db.insert_user(&user).await?;
         Ok(user)
     }
 
-    /// Checks the password of `username` (normalized) from `peer`, subject to throttling, and
-    /// starts a refresh-token family.
+    /// Checks `password` against `username`'s (or the dummy hash for an unknown name) in
+    /// `client`'s turn, after reserving the attempt with every throttle layer.
+    async fn check_password(
+        &self,
+        username: &str,
+        stored: Option<String>,
+        password: String,
+        client: &ClientAddr,
+        now: i64,
+    ) -> Result<bool> {
+        let keys = throttle::password_keys(username, client);
+        let reservation = match throttle::reserve(&self.db, keys, &self.limits, now).await {
+            Err(e @ Error::Throttled(_)) => {
+                tracing::warn!(event = "login_throttled", username, %client, "attempt refused by the throttle");
+                return Err(e);
+            }
+            other => other?,
+        };
+        let known = stored.is_some();
+        let matches = self
+            .hasher
+            .verify(&client.throttle_key(), password, stored)
+            .await?;
+        if matches {
+            reservation.succeeded(&self.db).await?;
+        } else {
+            tracing::warn!(event = "login_failed", username, known_user = known, %client, "wrong password");
+        }
+        Ok(matches)
+    }
+
+    /// Checks the password of `username` (normalized) from `client`, subject to throttling,
+    /// and starts a refresh-token family.
     pub async fn login(
         &self,
         username: &str,
         password: String,
-        peer: Option<IpAddr>,
+        client: &ClientAddr,
     ) -> Result<(UserRow, TokenPair)> {
+        if !could_exist(username) || username.is_empty() {
+            return Err(Error::BadCredentials);
+        }
         let now = self.clock.unix_seconds();
-        throttle::check(&self.db, username, peer, now).await?;
         let user = self.db.user_by_name(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.hasher.verify(password, stored).await? {
-            throttle::record_failure(&self.db, username, peer, now).await?;
+        if !self
+            .check_password(username, stored, password, client, now)
+            .await?
+        {
             return Err(Error::BadCredentials);
         }
         let user = user.ok_or(Error::BadCredentials)?;
-        throttle::record_success(&self.db, username, peer).await?;
         let (refresh_token, hash) = tokens::new_refresh_token();
         let expire_time = now + self.refresh_ttl;
         let family = uuid::Uuid::new_v4().to_string();
@@ -126,7 +208,11 @@ impl Accounts {
 
     /// Spends `refresh_token` and issues its successor with a fresh access token. A spent
     /// token revokes its family.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<(UserRow, TokenPair)> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientAddr,
+    ) -> Result<(UserRow, TokenPair)> {
         let now = self.clock.unix_seconds();
         let (next, next_hash) = tokens::new_refresh_token();
         let old_hash = tokens::hash_refresh_token(refresh_token);
@@ -147,8 +233,8 @@ impl Accounts {
                 let pair = self.pair(&user, next, expire_time, now);
                 Ok((user, pair))
             }
-            Rotation::Reused => {
-                tracing::warn!("spent refresh token presented again: family revoked");
+            Rotation::Reused { user_id } => {
+                tracing::warn!(event = "refresh_reuse", user_id, %client, "spent refresh token presented again: family revoked");
                 Err(Error::BadRefreshToken)
             }
             Rotation::Invalid => Err(Error::BadRefreshToken),
@@ -162,6 +248,18 @@ impl Accounts {
             .await
     }
 
+    /// Deletes refresh tokens that can no longer be used (their family expired or was revoked)
+    /// and throttle counters that are unlocked and idle for longer than any window. Returns
+    /// how many of each were deleted.
+    pub async fn purge(&self) -> Result<(u64, u64)> {
+        let (tokens, counters) = self
+            .db
+            .purge(self.clock.unix_seconds(), Scope::MAX_WINDOW_SECONDS)
+            .await?;
+        tracing::debug!(tokens, counters, "purged expired rows");
+        Ok((tokens, counters))
+    }
+
     /// The user `user_id` (from a verified token).
     pub async fn user(&self, user_id: &str) -> Result<UserRow> {
         self.db
@@ -170,18 +268,33 @@ impl Accounts {
             .ok_or(Error::UserNotFound)
     }
 
-    /// Replaces the password after checking the current one; revokes every refresh token.
-    pub async fn change_password(&self, user_id: &str, current: String, new: String) -> Result<()> {
+    /// Replaces the password after checking the current one (throttled like Login, on the
+    /// same counters); revokes every refresh token.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: String,
+        new: String,
+        client: &ClientAddr,
+    ) -> Result<()> {
         let user = self.user(user_id).await?;
+        let now = self.clock.unix_seconds();
         if !self
-            .hasher
-            .verify(current, Some(user.password_hash))
+            .check_password(
+                &user.username,
+                Some(user.password_hash),
+                current,
+                client,
+                now,
+            )
             .await?
         {
             return Err(Error::WrongCurrentPassword);
         }
-        let hash = self.hasher.hash(new).await?;
-        self.db.change_password(user_id, &hash).await
+        let hash = self.hasher.hash(&client.throttle_key(), new).await?;
+        self.db.change_password(user_id, &hash).await?;
+        tracing::info!(event = "password_changed", user_id, %client, "password changed; sessions ended");
+        Ok(())
     }
 
     /// The page of users `page` asks for, oldest first, and the next page's token (empty on

@@ -47,7 +47,7 @@ impl Admin {
     /// Creates an admin user, after the checks of [`check_new_admin`].
     pub async fn create_admin(&self, username: &str, password: String) -> Result<UserRow> {
         let username = check_new_admin(username, &password)?;
-        self.accounts.register(username, password, true).await
+        self.accounts.create_admin(username, password).await
     }
 
     /// Makes `username` an admin (in their next access token); false when there is no such user.
@@ -72,6 +72,12 @@ impl Admin {
             .first()
             .ok_or_else(|| Error::Internal("no signing key in the database".into()))?;
         Ok((row.kid.clone(), keys::signing_key(row)?))
+    }
+
+    /// Deletes spent refresh tokens of dead families and idle throttle counters now (a running
+    /// service does this every ten minutes); returns how many of each.
+    pub async fn purge(&self) -> Result<(u64, u64)> {
+        self.accounts.purge().await
     }
 
     /// Closes the database.

@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use bookstore_kit::{
     clock::Clock,
     config::{self, Env, ServeConfig},
 };
 use clap::{Args, Parser, Subcommand};
+
+use crate::client;
 
 /// auth-service: registers users, checks passwords and issues Ed25519 JWT access tokens and
 /// rotating refresh tokens. Logs: level from RUST_LOG, format from LOG_FORMAT=json|pretty.
@@ -84,6 +88,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("audience", "bookstore"),
     ("access_token_ttl", "15m"),
     ("refresh_token_ttl", "30d"),
+    ("register_limit", "100"),
 ];
 
 impl Cli {
@@ -114,6 +119,14 @@ pub struct Config {
     /// `AUTH_REFRESH_TOKEN_TTL`, default 30d).
     #[arg(long, value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
+    /// Proxies whose `x-forwarded-for` names the client, as comma-separated CIDRs or addresses
+    /// (`--trusted-proxies`, `AUTH_TRUSTED_PROXIES`, default none: the header is ignored).
+    #[arg(long, value_delimiter = ',', value_parser = client::parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Register calls allowed per client address per hour (`--register-limit`,
+    /// `AUTH_REGISTER_LIMIT`, default 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub register_limit: u32,
     /// Source of "now" for throttling and token times; the system clock except in tests.
     #[arg(skip)]
     pub clock: Clock,

@@ -43,8 +43,8 @@ pub enum Rotation {
     Rotated { user_id: String, expire_time: i64 },
     /// Unknown, revoked or expired.
     Invalid,
-    /// Already spent: the family has now been revoked.
-    Reused,
+    /// Already spent: the family of this user has now been revoked.
+    Reused { user_id: String },
 }
 
 const USER_COLUMNS: &str = "id, username, password_hash, admin, create_time";
@@ -243,7 +243,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(Rotation::Reused);
+            return Ok(Rotation::Reused { user_id });
         }
         sqlx::query("UPDATE refresh_tokens SET spent = 1 WHERE token_hash = ?")
             .bind(old_hash)
@@ -280,24 +280,23 @@ impl Db {
         Ok(())
     }
 
-    // ---- login throttle ----
+    // ---- throttle ----
 
-    /// The counter of `key` in `scope` (zero when none is stored).
-    pub async fn throttle_counter(&self, scope: Scope, key: &str) -> Result<Counter> {
-        Ok(read_counter(&self.0.reader, scope, key).await?)
-    }
-
-    /// Applies `update` to each (scope, key) counter and stores the results, in one
-    /// transaction.
-    pub async fn update_throttle_counters(
+    /// Reads the counters of `keys`, lets `update` change them (or refuse, which changes
+    /// nothing), and stores them, all in one write transaction: two attempts can never both
+    /// read the same count.
+    pub async fn update_throttle_counters<T>(
         &self,
         keys: &[(Scope, String)],
-        update: impl Fn(Scope, &mut Counter),
-    ) -> Result<()> {
+        update: impl FnOnce(&mut [Counter]) -> Result<T>,
+    ) -> Result<T> {
         let mut tx = self.0.begin_write().await?;
+        let mut counters = Vec::with_capacity(keys.len());
         for (scope, key) in keys {
-            let mut counter = read_counter(&mut *tx, *scope, key).await?;
-            update(*scope, &mut counter);
+            counters.push(read_counter(&mut *tx, *scope, key).await?);
+        }
+        let out = update(&mut counters)?;
+        for ((scope, key), counter) in keys.iter().zip(&counters) {
             sqlx::query(
                 "INSERT INTO login_throttle
                    (scope, key, window_start, failures, lockouts, locked_until)
@@ -316,19 +315,32 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(out)
     }
 
-    /// Forgets the counter of `key` in `scope`.
-    pub async fn delete_throttle_counter(&self, scope: Scope, key: &str) -> Result<()> {
+    // ---- housekeeping ----
+
+    /// Deletes what can no longer matter at `now`: refresh tokens of expired or revoked
+    /// families (spent tokens of live families stay: they detect reuse), and throttle counters
+    /// that are unlocked and whose window ended `idle_after` seconds ago. Returns the number of
+    /// (tokens, counters) deleted.
+    pub async fn purge(&self, now: i64, idle_after: i64) -> Result<(u64, u64)> {
         let mut tx = self.0.begin_write().await?;
-        sqlx::query("DELETE FROM login_throttle WHERE scope = ? AND key = ?")
-            .bind(scope.as_str())
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        let tokens =
+            sqlx::query("DELETE FROM refresh_tokens WHERE expire_time <= ? OR revoked = 1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let counters =
+            sqlx::query("DELETE FROM login_throttle WHERE locked_until <= ? AND window_start <= ?")
+                .bind(now)
+                .bind(now - idle_after)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
-        Ok(())
+        Ok((tokens, counters))
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Error {
     /// Too many failed logins; come back after the delay.
     #[error("too many failed logins")]
     Throttled(Duration),
+    /// Too many Register calls from this address; come back after the delay.
+    #[error("too many registrations")]
+    RegisterLimited(Duration),
     /// Register with a taken username.
     #[error("username is taken")]
     UsernameTaken,
@@ -67,6 +70,12 @@ impl From<Error> for Status {
                 DOMAIN,
                 "LOGIN_THROTTLED",
                 "too many failed logins; try again later",
+                after,
+            ),
+            Error::RegisterLimited(after) => error::throttled(
+                DOMAIN,
+                "REGISTER_THROTTLED",
+                "too many Register calls from this address; try again later",
                 after,
             ),
             Error::UsernameTaken => error::status(

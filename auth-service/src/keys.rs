@@ -13,7 +13,7 @@ use std::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bookstore_contract::{
     proto::auth::Jwk,
-    token::{self, KeySet},
+    token::{self, KeySet, Signer},
 };
 use bookstore_kit::auth::SharedKeys;
 use ed25519_dalek::SigningKey;
@@ -30,8 +30,8 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// The keys in memory: the active signer and the published public keys.
 #[derive(Debug)]
 pub struct KeyRing {
-    /// (kid, key) of the newest key, which signs new tokens.
-    signer: RwLock<(String, SigningKey)>,
+    /// The newest key, which signs new tokens.
+    signer: RwLock<Signer>,
     /// Published keys, shared with this service's [`bookstore_kit::auth::Authenticator`].
     public: SharedKeys,
     /// The same keys as JWKs, for GetJwks.
@@ -45,7 +45,7 @@ impl KeyRing {
     pub async fn open(db: &Db, access_ttl: Duration, now: i64) -> Result<Self> {
         db.add_signing_key(&new_key(now), true).await?;
         let ring = KeyRing {
-            signer: RwLock::new((String::new(), SigningKey::from_bytes(&[0; 32]))),
+            signer: RwLock::new(Signer::new("", &SigningKey::from_bytes(&[0; 32]))),
             public: SharedKeys::default(),
             jwks: RwLock::new(Vec::new()),
             access_ttl: i64::try_from(access_ttl.as_secs()).unwrap_or(i64::MAX),
@@ -60,7 +60,7 @@ impl KeyRing {
         let newest = rows
             .first()
             .ok_or_else(|| Error::Internal("no signing key in the database".into()))?;
-        let signer = (newest.kid.clone(), signing_key(newest)?);
+        let signer = Signer::new(newest.kid.clone(), &signing_key(newest)?);
         let mut set = KeySet::default();
         let mut jwks = Vec::new();
         for row in &rows {
@@ -79,8 +79,8 @@ impl KeyRing {
         Ok(())
     }
 
-    /// (kid, key) that signs new tokens.
-    pub fn signer(&self) -> (String, SigningKey) {
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> Signer {
         read(&self.signer).clone()
     }
 

@@ -7,7 +7,9 @@
 //! - [`service`]: thin gRPC handlers for AuthService and UserService.
 //! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
 //! - [`password`]: password policy and argon2id hashing on the bounded blocking pool.
-//! - [`throttle`]: the three layers of failed-login throttling.
+//! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work.
+//! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
+//! - [`fair`]: the hashing gate, fair between client addresses.
 //! - [`keys`]: Ed25519 signing keys (created on first start, rotation, publication).
 //! - [`tokens`]: issuing access tokens and refresh tokens.
 //! - [`db`]: every SQL statement.
@@ -20,9 +22,11 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fair;
 pub mod keys;
 pub mod password;
 pub mod service;

@@ -1,27 +1,54 @@
 //! Password policy and hashing: argon2id with OWASP parameters (m = 19456 KiB, t = 2, p = 1), a
 //! PHC string with a per-user random salt.
 //!
-//! Hashing is CPU-bound (tens of milliseconds), so it runs on the blocking pool behind a
-//! semaphore with one permit per core: a login storm queues here instead of starving the async
-//! workers that serve every other RPC.
+//! Hashing is CPU-bound (tens of milliseconds), so it runs on the blocking pool behind a gate
+//! with one permit per core: a login storm queues here instead of starving the async workers
+//! that serve every other RPC. The gate is fair between client addresses ([`crate::fair`]), so
+//! one address's flood of Register or Login calls cannot starve another address's Login.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::{
+    collections::HashSet,
+    io::Read,
+    sync::{Arc, Mutex, OnceLock},
+};
 
+use crate::{
+    error::{Error, Result},
+    fair::FairGate,
+};
 use argon2::{
     password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString},
     Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT,
 };
-use tokio::sync::Semaphore;
-
-use crate::error::{Error, Result};
 
 /// Shortest accepted password, in Unicode code points (NIST 800-63B, OWASP ASVS).
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest accepted password, in Unicode code points. Never truncated.
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
-/// Well-known passwords long enough to pass the length rule; refused case-insensitively.
-const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+/// The 20,000 most common passwords of Django's `CommonPasswordValidator` (BSD licence; from
+/// Royce Williams' list of leaked passwords), gzipped as Django ships it.
+const COMMON_PASSWORDS_GZ: &[u8] = include_bytes!("common-passwords.txt.gz");
+/// Our own additions: well-known phrases of 12 or more characters that the list lacks.
+const MORE_COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Every refused password, lower-case: built once, on first use (the hasher builds it at start).
+fn common_passwords() -> &'static HashSet<String> {
+    static COMMON: OnceLock<HashSet<String>> = OnceLock::new();
+    COMMON.get_or_init(|| {
+        let mut text = String::new();
+        // The list is compiled in; failing to inflate it is a build bug.
+        flate2::read::GzDecoder::new(COMMON_PASSWORDS_GZ)
+            .read_to_string(&mut text)
+            .expect("the embedded common-password list inflates");
+        text.lines()
+            .chain(MORE_COMMON_PASSWORDS.lines())
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_lowercase)
+            .collect()
+    })
+}
 
 /// Why `password` is not acceptable as a new password, if it is not.
 pub fn policy_violation(password: &str) -> Option<String> {
@@ -32,12 +59,7 @@ pub fn policy_violation(password: &str) -> Option<String> {
     if chars > MAX_PASSWORD_CHARS {
         return Some(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
     }
-    let lower = password.to_lowercase();
-    if COMMON_PASSWORDS
-        .lines()
-        .map(str::trim)
-        .any(|common| !common.is_empty() && !common.starts_with('#') && common == lower)
-    {
+    if common_passwords().contains(&password.trim().to_lowercase()) {
         return Some("is a commonly used password; choose another".into());
     }
     None
@@ -134,7 +156,8 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most one per core at a time.
+/// Hashes and verifies passwords on the blocking pool, at most one per core at a time, shared
+/// fairly between clients.
 ///
 /// Each running hash needs 19 MiB of working memory. Allocating it per call let glibc keep the
 /// freed blocks in a different arena for every blocking-pool thread (hundreds of MiB after a
@@ -142,7 +165,7 @@ fn dummy_hash() -> &'static str {
 /// is cores × 19 MiB, whatever the load.
 #[derive(Debug, Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    permits: FairGate,
     /// Working memory not in use right now; at most one per permit.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
@@ -153,24 +176,30 @@ impl Default for Hasher {
         // Build the dummy hash now, not on the first unknown-user login (which would then be
         // slower than a wrong-password login).
         let _ = dummy_hash();
+        let _ = common_passwords();
         Hasher {
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: FairGate::new(cores),
             memory: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
 
 impl Hasher {
-    /// PHC string of `password` with a fresh random salt.
-    pub async fn hash(&self, password: String) -> Result<String> {
-        self.run(move |memory| hash_in(password.as_bytes(), memory))
+    /// PHC string of `password` with a fresh random salt, computed in `client`'s turn.
+    pub async fn hash(&self, client: &str, password: String) -> Result<String> {
+        self.run(client, move |memory| hash_in(password.as_bytes(), memory))
             .await
     }
 
-    /// Whether `password` matches `phc`. `None` (unknown user) verifies against the dummy hash
-    /// and answers false, in the same time.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
-        self.run(move |memory| {
+    /// Whether `password` matches `phc`, computed in `client`'s turn. `None` (unknown user)
+    /// verifies against the dummy hash and answers false, in the same time.
+    pub async fn verify(
+        &self,
+        client: &str,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool> {
+        self.run(client, move |memory| {
             let known = phc.is_some();
             let phc = phc.as_deref().unwrap_or_else(|| dummy_hash());
             Ok(verify_in(password.as_bytes(), phc, memory)? && known)
@@ -181,13 +210,10 @@ impl Hasher {
     /// Runs `work` on the blocking pool with a permit and a working-memory buffer.
     async fn run<T: Send + 'static>(
         &self,
+        client: &str,
         work: impl FnOnce(&mut [Block]) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("hasher semaphore closed".into()))?;
+        let _permit = self.permits.acquire(client).await;
         let mut memory = lock(&self.memory)
             .pop()
             .unwrap_or_else(|| vec![Block::default(); params().block_count()]);
@@ -250,5 +276,12 @@ mod tests {
     fn common_passwords_are_refused_in_any_case() {
         assert!(policy_violation("Password1234").is_some());
         assert!(policy_violation("correct horse battery staple").is_some());
+        // From Django's list (20,000 entries), with at least 12 characters.
+        assert!(policy_violation("1qaz2wsx3edc").is_some());
+        assert!(
+            common_passwords().len() > 19_000,
+            "{}",
+            common_passwords().len()
+        );
     }
 }

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     accounts::{check_new_account, normalize_username, Accounts},
+    client::TrustedProxies,
     db::UserRow,
     error::{Error, DOMAIN},
     tokens::TokenPair,
@@ -29,6 +30,8 @@ const TOKEN_TYPE: &str = "Bearer";
 pub struct Handlers {
     /// The work.
     pub accounts: Accounts,
+    /// Whose `x-forwarded-for` names the client (`--trusted-proxies`).
+    pub proxies: TrustedProxies,
 }
 
 fn user(row: &UserRow) -> User {
@@ -46,6 +49,7 @@ impl AuthService for Handlers {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        let client = self.proxies.client(&request);
         let RegisterRequest { username, password } = request.into_inner();
         let username = normalize_username(&username);
         let mut violations = Violations::default();
@@ -55,7 +59,7 @@ impl AuthService for Handlers {
             ("password", &password),
         );
         violations.check(DOMAIN)?;
-        let row = self.accounts.register(username, password, false).await?;
+        let row = self.accounts.register(username, password, &client).await?;
         Ok(Response::new(RegisterResponse {
             user: Some(user(&row)),
         }))
@@ -65,14 +69,14 @@ impl AuthService for Handlers {
         &self,
         request: Request<LoginRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
-        let peer = request.remote_addr().map(|a| a.ip());
+        let client = self.proxies.client(&request);
         // No field validation: an empty or malformed name or password is just a wrong one
         // (UNAUTHENTICATED, counted by the throttle), so Login answers only the codes of the
         // contract and reveals nothing about the rules.
         let LoginRequest { username, password } = request.into_inner();
         let (row, pair) = self
             .accounts
-            .login(&normalize_username(&username), password, peer)
+            .login(&normalize_username(&username), password, &client)
             .await?;
         let TokenPair {
             access_token,
@@ -94,11 +98,12 @@ impl AuthService for Handlers {
         &self,
         request: Request<RefreshTokenRequest>,
     ) -> Result<Response<RefreshTokenResponse>, Status> {
+        let client = self.proxies.client(&request);
         let token = request.into_inner().refresh_token;
         if token.is_empty() {
             return Err(Error::BadRefreshToken.into());
         }
-        let (row, pair) = self.accounts.refresh(&token).await?;
+        let (row, pair) = self.accounts.refresh(&token, &client).await?;
         let TokenPair {
             access_token,
             expires_in,
@@ -154,6 +159,7 @@ impl UserService for Handlers {
         request: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        let client = self.proxies.client(&request);
         let ChangePasswordRequest {
             current_password,
             new_password,
@@ -165,7 +171,7 @@ impl UserService for Handlers {
         check_new_account(&mut violations, None, ("new_password", &new_password));
         violations.check(DOMAIN)?;
         self.accounts
-            .change_password(&caller.sub, current_password, new_password)
+            .change_password(&caller.sub, current_password, new_password, &client)
             .await?;
         Ok(Response::new(ChangePasswordResponse {}))
     }

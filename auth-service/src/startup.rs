@@ -17,12 +17,14 @@ use tonic_health::ServingStatus;
 
 use crate::{
     accounts::Accounts,
+    client::TrustedProxies,
     config::Config,
     db::Db,
     error::DOMAIN,
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
     service::Handlers,
+    throttle::Limits,
     tokens::Issuer,
 };
 
@@ -53,6 +55,9 @@ pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
         refresh_ttl: seconds(config.refresh_token_ttl),
         clock: config.clock.clone(),
         page_tokens,
+        limits: Limits {
+            register_per_hour: i64::from(config.register_limit),
+        },
     })
 }
 
@@ -72,8 +77,12 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         DOMAIN,
     );
     let reload = tokio::spawn(reload_keys(accounts.clone()));
+    let purge = tokio::spawn(purge_periodically(accounts.clone()));
     let database = accounts.db.database().clone();
-    let handlers = Handlers { accounts };
+    let handlers = Handlers {
+        accounts,
+        proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+    };
     let routes = Routes::new(
         AuthServiceServer::new(handlers.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
     )
@@ -85,10 +94,23 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         name: "auth-service",
         routes,
         health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
-        tasks: vec![reload],
+        tasks: vec![reload, purge],
         database,
     };
     App::bind(config.serve.listen, service).await
+}
+
+/// How often spent refresh tokens and stale throttle counters are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Deletes what can no longer matter ([`Accounts::purge`]), now and then.
+async fn purge_periodically(accounts: Accounts) {
+    loop {
+        tokio::time::sleep(PURGE_INTERVAL).await;
+        if let Err(e) = accounts.purge().await {
+            tracing::warn!(error = %e, "purging expired rows failed; will try again");
+        }
+    }
 }
 
 /// Rereads the signing keys now and then, so `keys rotate` from another process takes effect.

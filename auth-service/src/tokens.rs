@@ -2,7 +2,7 @@
 //! token (256 random bits; only its SHA-256 is stored).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use bookstore_contract::token::{self, Claims};
+use bookstore_contract::token::Claims;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -46,8 +46,7 @@ impl Issuer {
             exp: now + self.access_ttl,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let (kid, key) = keys.signer();
-        (token::sign(&claims, &kid, &key), self.access_ttl)
+        (keys.signer().sign(&claims), self.access_ttl)
     }
 }
 

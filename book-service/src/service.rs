@@ -20,6 +20,9 @@ use crate::{
     validate::{self, fold, BookFields, UPDATABLE},
 };
 
+/// Most paths an `update_mask` may name (there are only five fields, and `*`).
+pub const MAX_MASK_PATHS: usize = 16;
+
 /// Implements BookService over [`Books`].
 #[derive(Debug, Clone)]
 pub struct Handlers {
@@ -147,8 +150,17 @@ impl BookService for Handlers {
         });
         validate::book_id(&input.id, "book.id", &mut v);
         let mut paths: Vec<&str> = Vec::new();
-        let mask = update_mask.map(|m| m.paths).unwrap_or_default();
-        if mask.is_empty() {
+        let mut mask = update_mask.map(|m| m.paths).unwrap_or_default();
+        if mask.len() > MAX_MASK_PATHS {
+            v.add(
+                "update_mask",
+                format!(
+                    "has {} paths; at most {MAX_MASK_PATHS} (use \"*\" for every field)",
+                    mask.len()
+                ),
+            );
+            mask.clear();
+        } else if mask.is_empty() {
             v.add(
                 "update_mask",
                 format!(

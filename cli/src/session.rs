@@ -57,24 +57,25 @@ pub fn load() -> anyhow::Result<Option<Session>> {
 /// Stores `session` readable by the owner only (written to a temporary file, then renamed, so
 /// a crash never leaves half a file).
 pub fn save(session: &Session) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let path = path()?;
     let dir = path.parent().context("session path has a parent")?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    // The directory is ours alone, also when it existed before with looser permissions.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    // A fresh file with a random name, created with O_EXCL and mode 0600 (so never through a
+    // symlink planted in its place), then renamed over the session: a rename replaces a
+    // symlink at `path` itself rather than writing where it points.
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     file.write_all(&serde_json::to_vec_pretty(session)?)?;
-    file.sync_all()?;
-    fs::rename(&tmp, &path)?;
+    file.as_file().sync_all()?;
+    file.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -309,3 +309,31 @@ fn an_expired_access_token_is_refreshed_by_itself() {
     assert_ne!(after["refresh_token"], refresh_before, "rotated");
     assert!(after["access_expires_at"].as_i64().expect("number") > 0);
 }
+
+#[test]
+fn login_never_writes_through_a_planted_symlink_and_keeps_its_directory_private() {
+    use std::os::unix::fs::symlink;
+    let up = Up::start();
+    let dir = up.session_file().parent().expect("dir").to_path_buf();
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let victim = up.config.path().join("victim.txt");
+    std::fs::write(&victim, "do not touch").expect("victim");
+    symlink(&victim, up.session_file()).expect("symlink");
+    // The old fixed temporary name, planted too: a random fresh name is used instead.
+    symlink(&victim, dir.join("session.json.tmp")).expect("symlink");
+
+    up.logged_in("symlinked");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "do not touch"
+    );
+    let meta = std::fs::symlink_metadata(up.session_file()).expect("session");
+    assert!(
+        meta.file_type().is_file(),
+        "the symlink was replaced, not followed"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+}

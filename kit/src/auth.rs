@@ -22,6 +22,13 @@ use crate::clock::Clock;
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
 
+/// A cached verification.
+#[derive(Clone)]
+struct Verified {
+    claims: Claims,
+    kid: String,
+}
+
 /// The public keys a service trusts, shared between the interceptor and whatever keeps them
 /// fresh (auth-service's key ring, book-service's JWKS refresher).
 pub type SharedKeys = Arc<RwLock<KeySet>>;
@@ -43,9 +50,11 @@ struct Inner {
     /// Woken on a token with an unknown `kid`, so book-service refetches the JWKS at once
     /// (a freshly rotated key) instead of waiting for its next background refresh.
     unknown_kid: Option<Arc<Notify>>,
-    /// Claims of tokens already verified, by SHA-256 of the token: a client that reuses its
-    /// token pays the Ed25519 check once. Entries are only served before their `exp`.
-    cache: Mutex<HashMap<[u8; 32], Claims>>,
+    /// Claims of tokens already verified, with the `kid` of the key that verified them, by
+    /// SHA-256 of the token: a client that reuses its token pays the Ed25519 check once.
+    /// Entries are only served before their `exp`, and only while their key is in the set (a
+    /// key removed from the key set takes its tokens with it).
+    cache: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 impl Authenticator {
@@ -84,13 +93,8 @@ impl Authenticator {
 
     /// Verifies the bearer token in `metadata` and returns its claims.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Claims, Status> {
-        let token = bearer_token(metadata).ok_or_else(|| {
-            error::status(
-                Code::Unauthenticated,
-                self.inner.domain,
-                "TOKEN_MISSING",
-                "missing `authorization: Bearer <access token>` metadata",
-            )
+        let token = bearer_token(metadata).map_err(|(reason, message)| {
+            error::status(Code::Unauthenticated, self.inner.domain, reason, message)
         })?;
         self.verify(token).map_err(|e| {
             tracing::debug!(error = ?e, "token refused");
@@ -112,27 +116,32 @@ impl Authenticator {
         }
         let now = Clock::system().unix_seconds();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(claims) = self.cache().get(&digest) {
-            if now <= claims.exp + token::LEEWAY_SECONDS {
-                return Ok(claims.clone());
+        let keys = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = self.cache().get(&digest) {
+            if now <= hit.claims.exp + token::LEEWAY_SECONDS && keys.contains(&hit.kid) {
+                return Ok(hit.claims.clone());
             }
         }
-        let claims = {
-            let keys = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
-            token::verify(token, &keys, &self.inner.expect, now)?
-        };
+        let (claims, kid) = token::verify(token, &keys, &self.inner.expect, now)?;
+        drop(keys);
         let mut cache = self.cache();
         if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, c| now <= c.exp + token::LEEWAY_SECONDS);
+            cache.retain(|_, c| now <= c.claims.exp + token::LEEWAY_SECONDS);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(digest, claims.clone());
+        cache.insert(
+            digest,
+            Verified {
+                claims: claims.clone(),
+                kid,
+            },
+        );
         Ok(claims)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Claims>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
         // A panic while holding the lock cannot leave the map inconsistent: use it anyway.
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -147,12 +156,33 @@ impl Interceptor for Authenticator {
     }
 }
 
-/// The token of an `authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
+/// The token of the one `authorization: Bearer <token>` entry (scheme case-insensitive), or
+/// the ErrorInfo reason and message of the refusal. Two entries are refused rather than one
+/// picked: a proxy and a client that disagree about the caller must not be resolved silently.
+fn bearer_token(metadata: &MetadataMap) -> Result<&str, (&'static str, &'static str)> {
+    const MISSING: (&str, &str) = (
+        "TOKEN_MISSING",
+        "missing `authorization: Bearer <access token>` metadata",
+    );
+    let mut entries = metadata.get_all("authorization").iter();
+    let value = entries.next().ok_or(MISSING)?;
+    if entries.next().is_some() {
+        return Err((
+            "TOKEN_INVALID",
+            "more than one `authorization` metadata entry; send exactly one",
+        ));
+    }
+    let (scheme, token) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .ok_or(MISSING)?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
+        Ok(token)
+    } else {
+        Err(MISSING)
+    }
 }
 
 /// The verified claims of a request that passed the [`Authenticator`].
@@ -170,4 +200,65 @@ pub fn claims<T>(request: &Request<T>, domain: &'static str) -> Result<Claims, S
                 &"request reached a protected handler without verified claims",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use bookstore_contract::token::Signer;
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: "user".into(),
+            username: "alice".into(),
+            admin: false,
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            jti: "jti".into(),
+        }
+    }
+
+    fn metadata(token: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        let value = format!("Bearer {token}").parse().expect("metadata");
+        metadata.insert("authorization", value);
+        metadata
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_its_key_has_left_the_key_set() {
+        let old = SigningKey::from_bytes(&[1; 32]);
+        let new = SigningKey::from_bytes(&[2; 32]);
+        let keys = SharedKeys::default();
+        keys.write()
+            .expect("lock")
+            .insert("old", old.verifying_key());
+        let authenticator = Authenticator::new(
+            keys.clone(),
+            Expectations {
+                issuer: "iss".into(),
+                audience: "aud".into(),
+            },
+            "test",
+        );
+        let token = Signer::new("old", &old).sign(&claims(Clock::system().unix_seconds()));
+        let request = metadata(&token);
+        authenticator.authenticate(&request).expect("verified");
+        authenticator
+            .authenticate(&request)
+            .expect("served from the cache");
+
+        let mut rotated = KeySet::default();
+        rotated.insert("new", new.verifying_key());
+        *keys.write().expect("lock") = rotated;
+        let refused = authenticator
+            .authenticate(&request)
+            .expect_err("the key is gone");
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
 }

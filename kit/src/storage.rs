@@ -71,7 +71,9 @@ impl Database {
     }
 
     async fn connect_sqlite(url: &str, migrator: &Migrator) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        create_private(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -122,6 +124,25 @@ impl Database {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+}
+
+/// Creates the database file `path` with mode 0600 if it does not exist yet: it holds signing
+/// keys and password hashes. SQLite gives its `-wal` and `-shm` files the database file's
+/// mode, so they are private too. An existing file keeps the mode its owner gave it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -130,6 +130,14 @@ impl Target<'_> {
             self.sign(&with_header(&|h| h["crit"] = json!(["exp"])), &claims),
         );
         bearer(
+            "crit header null",
+            self.sign(&with_header(&|h| h["crit"] = Value::Null), &claims),
+        );
+        bearer(
+            "crit header empty",
+            self.sign(&with_header(&|h| h["crit"] = json!([])), &claims),
+        );
+        bearer(
             "unknown kid",
             self.sign(&with_header(&|h| h["kid"] = json!("no-such-key")), &claims),
         );

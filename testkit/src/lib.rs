@@ -100,6 +100,18 @@ pub fn with_authorization<T>(message: T, value: &str) -> Request<T> {
     request
 }
 
+/// `message` with one `authorization: Bearer <token>` entry per token, in order.
+pub fn with_bearers<T>(message: T, tokens: &[&str]) -> Request<T> {
+    let mut request = Request::new(message);
+    for token in tokens {
+        let value = format!("Bearer {token}")
+            .parse()
+            .expect("a JWT is valid metadata");
+        request.metadata_mut().append("authorization", value);
+    }
+    request
+}
+
 /// Asserts `result` failed with `code`, returning the status.
 #[track_caller]
 pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {

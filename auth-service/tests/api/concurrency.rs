@@ -1,6 +1,6 @@
 //! Concurrent registrations.
 
-use bookstore_contract::proto::auth::RegisterRequest;
+use bookstore_contract::proto::auth::{auth_service_client::AuthServiceClient, RegisterRequest};
 use futures::future::join_all;
 use tonic::Code;
 
@@ -9,9 +9,14 @@ use crate::helpers::{TestApp, PASSWORD};
 #[tokio::test]
 async fn two_hundred_concurrent_registrations_with_distinct_names_all_succeed() {
     let app = TestApp::spawn().await;
-    let client = app.auth().await;
+    // Four client addresses, 50 each: under the Register limit of 100 per address and hour.
+    let mut clients = Vec::new();
+    for i in 1..=4 {
+        let ip = format!("127.0.13.{i}").parse().expect("ip");
+        clients.push(AuthServiceClient::new(app.channel_from(Some(ip)).await));
+    }
     let calls = (0..200).map(|i| {
-        let mut client = client.clone();
+        let mut client = clients[i % 4].clone();
         async move {
             client
                 .register(RegisterRequest {

@@ -4,7 +4,9 @@ use bookstore_contract::proto::auth::GetCurrentUserRequest;
 use bookstore_testkit::forgery::Target;
 use tonic::Code;
 
-use crate::helpers::{bearer, with_authorization, TestApp};
+use bookstore_testkit::with_bearers;
+
+use crate::helpers::{bearer, expect_code, with_authorization, TestApp};
 
 #[tokio::test]
 async fn every_forged_token_is_unauthenticated() {
@@ -31,6 +33,15 @@ async fn every_forged_token_is_unauthenticated() {
         .get_current_user(bearer(GetCurrentUserRequest {}, &login.access_token))
         .await
         .expect("the issued token is accepted");
+
+    // Two entries are refused even when both carry the same valid token.
+    let token = login.access_token.as_str();
+    expect_code(
+        users
+            .get_current_user(with_bearers(GetCurrentUserRequest {}, &[token, token]))
+            .await,
+        Code::Unauthenticated,
+    );
 
     let cases = target.table(&login.access_token, &login.refresh_token);
     assert!(cases.len() >= 30, "{} cases", cases.len());

@@ -36,13 +36,29 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh service with a fresh database.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A fresh service with a fresh database, its test configuration changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        Self::spawn_in(dir, Clock::manual(chrono::Utc::now())).await
+        let clock = Clock::manual(chrono::Utc::now());
+        let mut config = config(dir.path(), clock.0.clone());
+        configure(&mut config);
+        Self::start(dir, clock, config).await
     }
 
     /// A service on the database in `dir`, reading `clock`.
     pub async fn spawn_in(dir: Arc<tempfile::TempDir>, clock: (Clock, ManualTime)) -> TestApp {
         let config = config(dir.path(), clock.0.clone());
+        Self::start(dir, clock, config).await
+    }
+
+    async fn start(
+        dir: Arc<tempfile::TempDir>,
+        clock: (Clock, ManualTime),
+        config: Config,
+    ) -> TestApp {
         let app = auth_service::build(config)
             .await
             .expect("build auth-service");

@@ -4,6 +4,7 @@
 mod accounts;
 mod concurrency;
 mod crash;
+mod defences;
 mod forgery;
 mod grpcurl;
 mod helpers;

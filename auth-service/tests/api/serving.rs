@@ -228,3 +228,99 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
         );
     }
 }
+
+#[tokio::test]
+async fn security_events_are_logged_with_who_and_where_but_no_secret() {
+    use bookstore_contract::proto::auth::{
+        auth_service_client::AuthServiceClient, LoginRequest, RefreshTokenRequest,
+    };
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = crate::helpers::database_url(dir.path());
+    let process = ChildService::start(
+        &binary(),
+        &["--listen", "127.0.0.1:0", "--database-url", &url],
+    );
+    let mut auth = AuthServiceClient::connect(process.url())
+        .await
+        .expect("connect");
+    let login = |password: &str| LoginRequest {
+        username: "mallory".into(),
+        password: password.into(),
+    };
+    auth.register(RegisterRequest {
+        username: "mallory".into(),
+        password: crate::helpers::PASSWORD.into(),
+    })
+    .await
+    .expect("register");
+    let wrong = "a guessed password never logged";
+    for _ in 0..6 {
+        let _ = auth.login(login(wrong)).await;
+    }
+    expect_code(
+        auth.login(login(crate::helpers::PASSWORD)).await,
+        Code::ResourceExhausted,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let lines = process.log_lines();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"].is_string())
+        .collect();
+    let of = |name: &str| events.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(of("login_failed"), 5, "{}", lines.join("\n"));
+    assert!(of("login_throttled") >= 1, "{}", lines.join("\n"));
+    for event in &events {
+        assert_eq!(event["username"], "mallory", "{event}");
+        assert_eq!(event["client"], "127.0.0.1", "{event}");
+    }
+    for line in &lines {
+        assert!(!line.contains(wrong), "password in the log: {line}");
+    }
+    // Reuse of a spent refresh token names the user.
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let url = crate::helpers::database_url(fresh.path());
+    let process = ChildService::start(
+        &binary(),
+        &["--listen", "127.0.0.1:0", "--database-url", &url],
+    );
+    let mut auth = AuthServiceClient::connect(process.url())
+        .await
+        .expect("connect");
+    let user = auth
+        .register(RegisterRequest {
+            username: "mallory".into(),
+            password: crate::helpers::PASSWORD.into(),
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .user
+        .expect("user");
+    let first = auth
+        .login(login(crate::helpers::PASSWORD))
+        .await
+        .expect("login")
+        .into_inner()
+        .refresh_token;
+    let refresh = |token: &str| RefreshTokenRequest {
+        refresh_token: token.into(),
+    };
+    auth.refresh_token(refresh(&first)).await.expect("refresh");
+    expect_code(
+        auth.refresh_token(refresh(&first)).await,
+        Code::Unauthenticated,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let reuse: Vec<serde_json::Value> = process
+        .log_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "refresh_reuse")
+        .collect();
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(reuse[0]["user_id"], user.id.as_str());
+    assert_eq!(reuse[0]["client"], "127.0.0.1");
+}

@@ -30,8 +30,9 @@ async fn login_issues_a_verifiable_eddsa_token_and_a_refresh_token() {
         .expect("jwks")
         .into_inner();
     let keys = KeySet::from_jwks(&jwks.keys);
-    let claims = token::verify(&login.access_token, &keys, &app.expectations(), app.now())
+    let (claims, kid) = token::verify(&login.access_token, &keys, &app.expectations(), app.now())
         .expect("token verifies with the published key");
+    assert_eq!(kid, jwks.keys[0].kid);
     assert_eq!(claims.sub, user.id);
     assert_eq!(claims.username, "alice");
     assert_eq!(claims.exp - claims.iat, 15 * 60);

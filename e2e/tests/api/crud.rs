@@ -467,3 +467,71 @@ async fn calls_without_a_token_are_unauthenticated_before_anything_runs() {
         "book-service"
     );
 }
+
+#[tokio::test]
+async fn errors_stay_small_whatever_the_input() {
+    let stack = Stack::spawn().await;
+    let alice = stack.user("alice").await;
+    let book = stack.create(&alice, sample("Small errors")).await;
+    let bogus: Vec<String> = (0..20_000).map(|i| format!("x{i}")).collect();
+    let mut books = stack.books().await;
+    let request = |paths: Vec<String>, title: String| {
+        bearer(
+            UpdateBookRequest {
+                book: Some(Book {
+                    id: book.id.clone(),
+                    title,
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask { paths }),
+            },
+            alice.token(),
+        )
+    };
+    // Too many mask paths: one violation, however many there are.
+    let status = expect_code(
+        books.update_book(request(bogus, "x".into())).await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().len() <= 1024, "{}", status.message().len());
+    assert!(
+        status.message().contains("at most 16"),
+        "{}",
+        status.message()
+    );
+    // Sixteen bad paths and a bad title: every violation, each bounded, all under 1 KiB.
+    let sixteen: Vec<String> = (0..16)
+        .map(|i| format!("{}{i}", "p".repeat(5_000)))
+        .collect();
+    let status = expect_code(
+        books.update_book(request(sixteen, " ".into())).await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().len() <= 1024, "{}", status.message().len());
+    let violations = status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations;
+    assert_eq!(violations.len(), 16);
+    assert!(
+        status.details().len() < 8 * 1024,
+        "{}",
+        status.details().len()
+    );
+}
+
+#[tokio::test]
+async fn the_books_database_is_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = Stack::spawn().await;
+    let alice = stack.user("alice").await;
+    stack.create(&alice, sample("Private")).await;
+    for file in ["books.db", "books.db-wal", "books.db-shm"] {
+        let path = stack.dir.path().join(file);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} has mode {:o}", mode & 0o777);
+    }
+}

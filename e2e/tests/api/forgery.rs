@@ -5,7 +5,9 @@ use bookstore_kit::clock::Clock;
 use bookstore_testkit::forgery::Target;
 use tonic::Code;
 
-use crate::helpers::{bearer, with_authorization, Stack};
+use bookstore_testkit::with_bearers;
+
+use crate::helpers::{bearer, expect_code, with_authorization, Stack};
 
 #[tokio::test]
 async fn every_forged_token_is_unauthenticated_at_book_service() {
@@ -34,6 +36,13 @@ async fn every_forged_token_is_unauthenticated_at_book_service() {
         .list_books(bearer(ListBooksRequest::default(), &target.valid()))
         .await
         .expect("control: a correctly signed token is accepted");
+    let token = alice.token();
+    expect_code(
+        books
+            .list_books(with_bearers(ListBooksRequest::default(), &[token, token]))
+            .await,
+        Code::Unauthenticated,
+    );
     for (name, authorization) in target.table(alice.token(), &alice.login.refresh_token) {
         let result = books
             .list_books(with_authorization(
