@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     keys::KeyRing,
     password::{self, Hasher},
-    throttle::{self, Limits, Scope},
+    throttle::{self, Finished, Limits, Scope},
     tokens::{self, Issuer, TokenPair},
 };
 
@@ -88,6 +88,8 @@ pub struct Accounts {
     pub page_tokens: PageTokens,
     /// Throttle limits.
     pub limits: Limits,
+    /// Wakes password checks waiting for room in a throttle layer.
+    pub finished: Finished,
 }
 
 impl Accounts {
@@ -101,17 +103,21 @@ impl Accounts {
         client: &ClientAddr,
     ) -> Result<UserRow> {
         let now = self.clock.unix_seconds();
-        let slot = vec![(Scope::Register, client.throttle_key())];
-        // Never given back: every Register call counts, whatever its outcome.
-        let _counted = throttle::reserve(&self.db, slot, &self.limits, now)
-            .await
-            .map_err(|e| match e {
-                Error::Throttled(after) => {
-                    tracing::warn!(event = "register_throttled", %client, "register limit reached");
-                    Error::RegisterLimited(after)
-                }
-                other => other,
-            })?;
+        // Every Register call counts, whatever its outcome.
+        throttle::count(
+            &self.db,
+            (Scope::Register, client.throttle_key()),
+            &self.limits,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Throttled(after) => {
+                tracing::warn!(event = "register_throttled", %client, "register limit reached");
+                Error::RegisterLimited(after)
+            }
+            other => other,
+        })?;
         self.create(username, password, false, &client.throttle_key())
             .await
     }
@@ -152,10 +158,10 @@ impl Accounts {
         stored: Option<String>,
         password: String,
         client: &ClientAddr,
-        now: i64,
     ) -> Result<bool> {
         let keys = throttle::password_keys(username, client);
-        let reservation = match throttle::reserve(&self.db, keys, &self.limits, now).await {
+        let admitted = throttle::admit(&self.db, keys, &self.limits, &self.clock, &self.finished);
+        let admission = match admitted.await {
             Err(e @ Error::Throttled(_)) => {
                 tracing::warn!(event = "login_throttled", username, %client, "attempt refused by the throttle");
                 return Err(e);
@@ -163,13 +169,23 @@ impl Accounts {
             other => other?,
         };
         let known = stored.is_some();
-        let matches = self
+        let checked = self
             .hasher
             .verify(&client.throttle_key(), password, stored)
+            .await;
+        // A check that failed to run (an internal error) counts as a failure: it was admitted.
+        let matches = *checked.as_ref().unwrap_or(&false);
+        admission
+            .finish(
+                &self.db,
+                !matches,
+                &self.limits,
+                &self.clock,
+                &self.finished,
+            )
             .await?;
-        if matches {
-            reservation.succeeded(&self.db).await?;
-        } else {
+        checked?;
+        if !matches {
             tracing::warn!(event = "login_failed", username, known_user = known, %client, "wrong password");
         }
         Ok(matches)
@@ -190,7 +206,7 @@ impl Accounts {
         let user = self.db.user_by_name(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self
-            .check_password(username, stored, password, client, now)
+            .check_password(username, stored, password, client)
             .await?
         {
             return Err(Error::BadCredentials);
@@ -278,15 +294,8 @@ impl Accounts {
         client: &ClientAddr,
     ) -> Result<()> {
         let user = self.user(user_id).await?;
-        let now = self.clock.unix_seconds();
         if !self
-            .check_password(
-                &user.username,
-                Some(user.password_hash),
-                current,
-                client,
-                now,
-            )
+            .check_password(&user.username, Some(user.password_hash), current, client)
             .await?
         {
             return Err(Error::WrongCurrentPassword);

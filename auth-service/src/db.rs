@@ -282,6 +282,16 @@ impl Db {
 
     // ---- throttle ----
 
+    /// The counters of `keys` as they are now (zero where none is stored), read without the
+    /// writer.
+    pub async fn throttle_counters(&self, keys: &[(Scope, String)]) -> Result<Vec<Counter>> {
+        let mut counters = Vec::with_capacity(keys.len());
+        for (scope, key) in keys {
+            counters.push(read_counter(&self.0.reader, *scope, key).await?);
+        }
+        Ok(counters)
+    }
+
     /// Reads the counters of `keys`, lets `update` change them (or refuse, which changes
     /// nothing), and stores them, all in one write transaction: two attempts can never both
     /// read the same count.
@@ -299,11 +309,13 @@ impl Db {
         for ((scope, key), counter) in keys.iter().zip(&counters) {
             sqlx::query(
                 "INSERT INTO login_throttle
-                   (scope, key, window_start, failures, lockouts, locked_until)
-                 VALUES (?, ?, ?, ?, ?, ?)
+                   (scope, key, window_start, failures, lockouts, locked_until, pending,
+                    pending_since)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (scope, key) DO UPDATE SET
                    window_start = excluded.window_start, failures = excluded.failures,
-                   lockouts = excluded.lockouts, locked_until = excluded.locked_until",
+                   lockouts = excluded.lockouts, locked_until = excluded.locked_until,
+                   pending = excluded.pending, pending_since = excluded.pending_since",
             )
             .bind(scope.as_str())
             .bind(key)
@@ -311,6 +323,8 @@ impl Db {
             .bind(counter.failures)
             .bind(counter.lockouts)
             .bind(counter.locked_until)
+            .bind(counter.pending)
+            .bind(counter.pending_since)
             .execute(&mut *tx)
             .await?;
         }
@@ -332,13 +346,16 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let counters =
-            sqlx::query("DELETE FROM login_throttle WHERE locked_until <= ? AND window_start <= ?")
-                .bind(now)
-                .bind(now - idle_after)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let counters = sqlx::query(
+            "DELETE FROM login_throttle
+             WHERE locked_until <= ? AND window_start <= ? AND pending_since <= ?",
+        )
+        .bind(now)
+        .bind(now - idle_after)
+        .bind(now - idle_after)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok((tokens, counters))
     }
@@ -350,8 +367,8 @@ async fn read_counter<'e>(
     key: &str,
 ) -> Result<Counter, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT window_start, failures, lockouts, locked_until FROM login_throttle
-         WHERE scope = ? AND key = ?",
+        "SELECT window_start, failures, lockouts, locked_until, pending, pending_since
+         FROM login_throttle WHERE scope = ? AND key = ?",
     )
     .bind(scope.as_str())
     .bind(key)
@@ -363,6 +380,8 @@ async fn read_counter<'e>(
             failures: r.try_get("failures")?,
             lockouts: r.try_get("lockouts")?,
             locked_until: r.try_get("locked_until")?,
+            pending: r.try_get("pending")?,
+            pending_since: r.try_get("pending_since")?,
         })
     })
 }

@@ -24,7 +24,7 @@ use crate::{
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
     service::Handlers,
-    throttle::Limits,
+    throttle::{Finished, Limits},
     tokens::Issuer,
 };
 
@@ -58,6 +58,7 @@ pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
         limits: Limits {
             register_per_hour: i64::from(config.register_limit),
         },
+        finished: Finished::default(),
     })
 }
 

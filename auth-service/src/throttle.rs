@@ -10,19 +10,25 @@
 //!   passes;
 //! - Register: at most `--register-limit` calls per client address an hour.
 //!
-//! An attempt is **reserved before the password is checked**: [`reserve`] reads every counter
-//! the attempt touches, refuses it if any layer is locked, and otherwise counts it as a failure,
-//! all in one write transaction. So of any number of concurrent attempts, exactly as many as a
-//! layer allows reach the (slow) password check; the rest are refused at once. A password that
-//! turns out right gives the attempt back ([`Reservation::succeeded`]). Refused attempts count
-//! nowhere, so a burst from one address stops at its pair limit and cannot use up the username's
-//! hourly allowance for the owner elsewhere.
+//! An attempt is **admitted before the password is checked**, in one write transaction that
+//! reads every counter it touches ([`admit`]): refused at once if a layer is locked; admitted
+//! (counted as pending) if every layer has room for one more failure beside the failures and
+//! pending checks it already has; otherwise it waits for a pending check to finish and asks
+//! again. Its outcome is then recorded ([`Admission::finish`]): a failure counts (and may lock),
+//! a success resets the (username, client) pair. So of any number of concurrent wrong attempts,
+//! exactly as many as a layer allows reach the (slow) password check and the rest are refused,
+//! while concurrent *right* passwords all get through, each waiting at most for the checks
+//! ahead of it. Refused attempts count nowhere, so a burst from one address stops at its pair
+//! limit and cannot use up the username's hourly allowance for the owner elsewhere.
 //!
 //! Counters live in the database ([`crate::db`]) so a restart does not reset them and, with a
 //! shared database, every replica sees the same counts. The rules are pure functions of a
 //! [`Counter`] and the time, tested below without a clock or a database.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use bookstore_kit::clock::Clock;
+use tokio::sync::Notify;
 
 use crate::{
     client::ClientAddr,
@@ -31,7 +37,7 @@ use crate::{
 };
 
 /// One throttling layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// (username, client address).
     Pair,
@@ -89,17 +95,40 @@ const PAIR_FIRST_LOCKOUT: i64 = 30;
 /// Longest lockout of a pair.
 const PAIR_MAX_LOCKOUT: i64 = 15 * 60;
 
+/// How long a pending check may stay unresolved before it is forgotten (its process died).
+const PENDING_TTL: i64 = 60;
+/// Longest an attempt waits for room before it is refused.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting attempt asks again when no local check finished (another replica's may
+/// have).
+const POLL: Duration = Duration::from_millis(100);
+
 /// Attempt count of one key in one scope.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counter {
     /// Start of the current counting window (Unix seconds).
     pub window_start: i64,
-    /// Counted attempts in the current window.
+    /// Counted failures in the current window.
     pub failures: i64,
     /// Lockouts so far (the pair lockout doubles with each).
     pub lockouts: i64,
     /// Refused until this time (Unix seconds); 0 when not locked.
     pub locked_until: i64,
+    /// Admitted checks whose outcome is not recorded yet.
+    pub pending: i64,
+    /// When `pending` last grew (Unix seconds).
+    pub pending_since: i64,
+}
+
+/// What a counter says about one more attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Locked for this many more seconds.
+    Refused(i64),
+    /// Full of pending checks: ask again when one finishes.
+    Full,
+    /// One more fits.
+    Free,
 }
 
 impl Counter {
@@ -108,17 +137,36 @@ impl Counter {
         (now < self.locked_until).then(|| self.locked_until - now)
     }
 
-    /// Counts one attempt at `now` and locks when the scope's limit is reached. Returns whether
-    /// this attempt locked the counter.
-    pub fn record_failure(&mut self, scope: Scope, limits: &Limits, now: i64) -> bool {
-        let (window, limit) = scope.rule(limits);
+    /// Starts a new window when the current one has passed, and forgets pending checks of a
+    /// process that died.
+    fn roll(&mut self, scope: Scope, limits: &Limits, now: i64) {
+        let (window, _) = scope.rule(limits);
         if self.failures == 0 || now >= self.window_start + window {
             self.window_start = now;
             self.failures = 0;
         }
+        if self.pending > 0 && now - self.pending_since > PENDING_TTL {
+            self.pending = 0;
+        }
+    }
+
+    fn room(&mut self, scope: Scope, limits: &Limits, now: i64) -> Room {
+        self.roll(scope, limits, now);
+        let (_, limit) = scope.rule(limits);
+        match self.refused_for(now) {
+            Some(wait) => Room::Refused(wait),
+            None if self.failures + self.pending >= limit => Room::Full,
+            None => Room::Free,
+        }
+    }
+
+    /// Counts one failure at `now` and locks when the scope's limit is reached.
+    pub fn record_failure(&mut self, scope: Scope, limits: &Limits, now: i64) {
+        let (window, limit) = scope.rule(limits);
+        self.roll(scope, limits, now);
         self.failures += 1;
         if self.failures < limit {
-            return false;
+            return;
         }
         self.lockouts += 1;
         self.locked_until = match scope {
@@ -131,21 +179,20 @@ impl Counter {
             // Refused for the rest of the window.
             Scope::User | Scope::Peer | Scope::Register => self.window_start + window,
         };
-        true
     }
 
-    /// Gives back an attempt that turned out to be a success: the pair starts afresh; other
-    /// layers uncount it, and lift the lock it set, if it set one.
-    fn refund(&mut self, scope: Scope, locked_by_it: bool) {
-        if scope == Scope::Pair {
-            *self = Counter::default();
-            return;
-        }
-        if locked_by_it {
-            self.lockouts = (self.lockouts - 1).max(0);
-            self.locked_until = 0;
-        } else {
-            self.failures = (self.failures - 1).max(0);
+    /// Records the outcome of one of this counter's pending checks.
+    fn finish(&mut self, scope: Scope, limits: &Limits, failed: bool, now: i64) {
+        self.pending = (self.pending - 1).max(0);
+        if failed {
+            self.record_failure(scope, limits, now);
+        } else if scope == Scope::Pair {
+            // A success resets the pair (but not the other checks still in flight).
+            *self = Counter {
+                pending: self.pending,
+                pending_since: self.pending_since,
+                ..Counter::default()
+            };
         }
     }
 }
@@ -160,52 +207,163 @@ pub fn password_keys(username: &str, client: &ClientAddr) -> Vec<(Scope, String)
     ]
 }
 
-/// An attempt counted before its password was checked.
-#[derive(Debug)]
-#[must_use = "a successful attempt must be given back with `succeeded`"]
-pub struct Reservation {
-    keys: Vec<(Scope, String)>,
-    /// Per key: whether this attempt locked the counter.
-    locked: Vec<bool>,
+/// Wakes attempts waiting for room when a check of this process finishes (attempts waiting on
+/// another replica's checks poll instead). One finished check frees room for one more attempt,
+/// so it wakes one waiter of each of its keys, not the whole crowd. Keys share a fixed set of
+/// wake-up slots by hash; a waiter woken for another key of its slot finds no room and waits
+/// again, and the poll bounds what such a miss can cost.
+#[derive(Debug, Clone)]
+pub struct Finished(Arc<[Notify; WAKE_SLOTS]>);
+
+/// Wake-up slots of [`Finished`].
+const WAKE_SLOTS: usize = 64;
+
+impl Default for Finished {
+    fn default() -> Self {
+        Finished(Arc::new(std::array::from_fn(|_| Notify::new())))
+    }
 }
 
-/// Reserves one attempt in every counter of `keys`: refused (RESOURCE_EXHAUSTED with the
-/// longest remaining wait) if any is locked, else counted in all of them, atomically.
-pub async fn reserve(
+impl Finished {
+    fn slot(&self, key: &(Scope, String)) -> &Notify {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        &self.0[usize::try_from(hash % WAKE_SLOTS as u64).unwrap_or(0)]
+    }
+}
+
+/// An attempt admitted to the password check; record its outcome with [`Admission::finish`].
+#[derive(Debug)]
+#[must_use = "an admitted attempt must record its outcome with `finish`"]
+pub struct Admission {
+    keys: Vec<(Scope, String)>,
+}
+
+/// Admits one password check against every counter of `keys`: refused (RESOURCE_EXHAUSTED with
+/// the longest remaining wait) if any is locked; otherwise waits, bounded, until every layer
+/// has room, and counts it as pending in all of them, atomically.
+pub async fn admit(
     db: &Db,
     keys: Vec<(Scope, String)>,
     limits: &Limits,
-    now: i64,
-) -> Result<Reservation> {
-    let locked = db
-        .update_throttle_counters(&keys, |counters| {
-            let wait = counters.iter().filter_map(|c| c.refused_for(now)).max();
-            if let Some(wait) = wait {
-                return Err(Error::Throttled(Duration::from_secs(wait.unsigned_abs())));
+    clock: &Clock,
+    finished: &Finished,
+) -> Result<Admission> {
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    let mut waited = false;
+    loop {
+        let now = clock.unix_seconds();
+        // After a wait, look on a reader first: waiters woken by a slot shared with another
+        // key must not queue for the single writer only to find their layer still full.
+        let full = if waited {
+            full_key(db, &keys, limits, now).await?
+        } else {
+            None
+        };
+        if let Some(full) = full {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Throttled(Duration::from_secs(1)));
             }
-            Ok(counters
-                .iter_mut()
-                .zip(&keys)
-                .map(|(counter, (scope, _))| counter.record_failure(*scope, limits, now))
-                .collect())
-        })
-        .await?;
-    Ok(Reservation { keys, locked })
+            // `notify_one` keeps a permit when nobody waits, so a check that finished since
+            // the look above is not missed.
+            let _ = tokio::time::timeout(POLL, finished.slot(&keys[full]).notified()).await;
+            continue;
+        }
+        let admitted = db
+            .update_throttle_counters(&keys, |counters| {
+                let rooms: Vec<Room> = counters
+                    .iter_mut()
+                    .zip(&keys)
+                    .map(|(c, (scope, _))| c.room(*scope, limits, now))
+                    .collect();
+                let wait = rooms
+                    .iter()
+                    .filter_map(|r| match r {
+                        Room::Refused(wait) => Some(*wait),
+                        _ => None,
+                    })
+                    .max();
+                if let Some(wait) = wait {
+                    return Err(Error::Throttled(Duration::from_secs(wait.unsigned_abs())));
+                }
+                if let Some(full) = rooms.iter().position(|r| *r == Room::Full) {
+                    return Ok(Some(full));
+                }
+                for counter in counters.iter_mut() {
+                    counter.pending += 1;
+                    counter.pending_since = now;
+                }
+                Ok(None)
+            })
+            .await?;
+        let Some(full) = admitted else {
+            return Ok(Admission { keys });
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Throttled(Duration::from_secs(1)));
+        }
+        waited = true;
+        let _ = tokio::time::timeout(POLL, finished.slot(&keys[full]).notified()).await;
+    }
 }
 
-impl Reservation {
-    /// The password was right: give the attempt back (the pair is reset).
-    pub async fn succeeded(self, db: &Db) -> Result<()> {
-        db.update_throttle_counters(&self.keys, |counters| {
-            for ((counter, (scope, _)), locked) in
-                counters.iter_mut().zip(&self.keys).zip(&self.locked)
-            {
-                counter.refund(*scope, *locked);
-            }
-            Ok(())
-        })
-        .await
+/// The index of a counter of `keys` with no room for one more check now, if any (read only; a
+/// locked layer counts as room, so that the writing transaction reports the refusal).
+async fn full_key(
+    db: &Db,
+    keys: &[(Scope, String)],
+    limits: &Limits,
+    now: i64,
+) -> Result<Option<usize>> {
+    let counters = db.throttle_counters(keys).await?;
+    Ok(counters
+        .into_iter()
+        .zip(keys)
+        .position(|(mut c, (scope, _))| c.room(*scope, limits, now) == Room::Full))
+}
+
+impl Admission {
+    /// Records the outcome: a failure counts in every layer (and may lock), a success resets
+    /// the pair. Then wakes the attempts waiting for room.
+    pub async fn finish(
+        self,
+        db: &Db,
+        failed: bool,
+        limits: &Limits,
+        clock: &Clock,
+        finished: &Finished,
+    ) -> Result<()> {
+        let now = clock.unix_seconds();
+        let result = db
+            .update_throttle_counters(&self.keys, |counters| {
+                for (counter, (scope, _)) in counters.iter_mut().zip(&self.keys) {
+                    counter.finish(*scope, limits, failed, now);
+                }
+                Ok(())
+            })
+            .await;
+        for key in &self.keys {
+            finished.slot(key).notify_one();
+        }
+        result
     }
+}
+
+/// Counts one call in the counter of `key` (every call counts, whatever its outcome): refused
+/// with the remaining wait when the counter is locked.
+pub async fn count(db: &Db, key: (Scope, String), limits: &Limits, now: i64) -> Result<()> {
+    let keys = [key];
+    db.update_throttle_counters(&keys, |counters| {
+        let (scope, _) = keys[0];
+        let counter = &mut counters[0];
+        counter.roll(scope, limits, now);
+        if let Some(wait) = counter.refused_for(now) {
+            return Err(Error::Throttled(Duration::from_secs(wait.unsigned_abs())));
+        }
+        counter.record_failure(scope, limits, now);
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -270,32 +428,46 @@ mod tests {
             register_per_hour: 3,
         };
         let mut c = Counter::default();
-        assert!(!c.record_failure(Scope::Register, &limits, 0));
-        assert!(!c.record_failure(Scope::Register, &limits, 10));
-        assert!(
-            c.record_failure(Scope::Register, &limits, 20),
-            "the third locks"
-        );
+        for now in [0, 10, 20] {
+            assert_eq!(c.refused_for(now), None);
+            c.record_failure(Scope::Register, &limits, now);
+        }
         assert_eq!(c.refused_for(20), Some(3600 - 20));
     }
 
     #[test]
-    fn a_refund_uncounts_the_attempt_and_lifts_only_its_own_lock() {
+    fn pending_checks_fill_a_layer_and_their_outcomes_free_it() {
         let limits = Limits::default();
         let mut c = Counter::default();
-        fail(&mut c, Scope::User, 98, 0);
-        let locked = c.record_failure(Scope::User, &limits, 0);
-        assert!(!locked);
-        c.refund(Scope::User, locked);
-        assert_eq!(c.failures, 98);
-        fail(&mut c, Scope::User, 1, 0);
-        let locked = c.record_failure(Scope::User, &limits, 0);
-        assert!(locked, "the hundredth locks");
-        c.refund(Scope::User, locked);
-        assert_eq!(c.refused_for(0), None);
-        let mut pair = Counter::default();
-        fail(&mut pair, Scope::Pair, 5, 0);
-        pair.refund(Scope::Pair, false);
-        assert_eq!(pair, Counter::default(), "a success resets the pair");
+        fail(&mut c, Scope::Pair, 3, 0);
+        c.pending = 2;
+        c.pending_since = 0;
+        assert_eq!(c.room(Scope::Pair, &limits, 0), Room::Full);
+        c.finish(Scope::Pair, &limits, false, 1);
+        assert_eq!(
+            c,
+            Counter {
+                pending: 1,
+                pending_since: 0,
+                ..Counter::default()
+            }
+        );
+        assert_eq!(c.room(Scope::Pair, &limits, 1), Room::Free);
+        c.finish(Scope::Pair, &limits, true, 1);
+        assert_eq!(c.room(Scope::Pair, &limits, 1), Room::Free);
+        assert_eq!(c.failures, 1);
+    }
+
+    #[test]
+    fn pending_checks_of_a_dead_process_expire_after_a_minute() {
+        let limits = Limits::default();
+        let mut c = Counter {
+            pending: 5,
+            pending_since: 100,
+            ..Counter::default()
+        };
+        assert_eq!(c.room(Scope::Pair, &limits, 150), Room::Full);
+        assert_eq!(c.room(Scope::Pair, &limits, 161), Room::Free);
+        assert_eq!(c.pending, 0);
     }
 }

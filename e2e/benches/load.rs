@@ -76,6 +76,84 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// A channel to `addr` whose connection comes from the loopback address `from`.
+fn channel_from(addr: std::net::SocketAddr, from: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .local_address(Some(from.parse().expect("ip")))
+        .connect_lazy()
+}
+
+/// Median latency of `n` sequential logins of `username` over `client`.
+async fn login_p50(client: &AuthServiceClient<Channel>, username: &str, n: usize) -> Duration {
+    let mut latencies = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        client
+            .clone()
+            .login(LoginRequest {
+                username: username.into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .expect("login");
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    latencies[n / 2]
+}
+
+/// Login latency from one address, alone and while another address floods Login with 64
+/// calls in flight spread over `accounts` accounts: the hashing gate is fair between addresses,
+/// so the ratio stays small. With one account, most of the flood waits for room in the
+/// (username, address) throttle layer (5 checks in flight at most).
+async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: usize) {
+    let quiet = AuthServiceClient::new(channel_from(auth_addr, "127.0.0.3"));
+    let alone = login_p50(&quiet, "bench", 20).await;
+    let flood = AuthServiceClient::new(channel_from(auth_addr, flood_from));
+    for i in 0..accounts {
+        let registered = flood
+            .clone()
+            .register(RegisterRequest {
+                username: format!("flood{i}"),
+                password: PASSWORD.into(),
+            })
+            .await;
+        if let Err(status) = registered {
+            assert_eq!(status.code(), tonic::Code::AlreadyExists, "register: {status:?}");
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..64)
+        .map(|i| {
+            let (mut flood, stop) = (flood.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = flood
+                        .login(LoginRequest {
+                            username: format!("flood{}", i % accounts),
+                            password: PASSWORD.into(),
+                        })
+                        .await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = login_p50(&quiet, "bench", 20).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        let _ = f.await;
+    }
+    println!(
+        "{:<34} p50 alone {:>6.1} ms  during a 64-call flood from another address ({accounts:>2} accounts) {:>6.1} ms  ratio {:.2}",
+        "Login fairness between addresses",
+        alone.as_secs_f64() * 1000.0,
+        during.as_secs_f64() * 1000.0,
+        during.as_secs_f64() / alone.as_secs_f64(),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -152,6 +230,9 @@ async fn main() {
         }
     })
     .await;
+
+    fairness(auth_addr, "127.0.0.2", 16).await;
+    fairness(auth_addr, "127.0.0.4", 1).await;
 
     let (b, t) = (books.clone(), token.clone());
     load("CreateBook (fsync per commit)", 5_000, 32, move |i| {

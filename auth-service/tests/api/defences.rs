@@ -362,3 +362,13 @@ async fn the_purge_deletes_dead_refresh_tokens_and_idle_counters_but_keeps_live_
     .await
     .expect("a live family survives the purge");
 }
+
+#[tokio::test]
+async fn twenty_concurrent_logins_with_the_right_password_from_one_address_all_succeed() {
+    let app = TestApp::spawn().await;
+    app.register("judy").await;
+    let client = client_from(&app, "127.0.14.1").await;
+    let results = burst(&client, 20, |_| "judy".into(), |_| PASSWORD.into()).await;
+    let counts = codes(&results);
+    assert_eq!(counts.get(&Code::Ok), Some(&20), "{counts:?}");
+}
