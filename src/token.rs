@@ -48,6 +48,11 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// The login session (refresh-token family) the token belongs to; refreshed tokens keep
+    /// it. A revoked session revokes every token carrying its id. Empty in tokens made before
+    /// sessions were named (they can still be revoked per user).
+    #[serde(default)]
+    pub sid: String,
 }
 
 /// Why a token was refused. Every variant becomes UNAUTHENTICATED; the variant is logged and

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use bookstore_contract::token::LEEWAY_SECONDS;
+use tokio::sync::Notify;
+
 use bookstore_contract::error::Violations;
 use bookstore_kit::{
     clock::Clock,
@@ -11,7 +14,7 @@ use bookstore_kit::{
 
 use crate::{
     client::ClientAddr,
-    db::{Db, Rotation, UserRow},
+    db::{Db, Revoking, Rotation, UserRow},
     error::{Error, Result},
     keys::KeyRing,
     password::{self, Hasher},
@@ -90,6 +93,8 @@ pub struct Accounts {
     pub limits: Limits,
     /// Wakes password checks waiting for room in a throttle layer.
     pub finished: Finished,
+    /// Woken when this process commits a revocation, so revocation streams send it at once.
+    pub revoked: Arc<Notify>,
 }
 
 impl Accounts {
@@ -143,6 +148,8 @@ impl Accounts {
             password_hash: self.hasher.hash(client_key, password).await?,
             admin,
             create_time: self.clock.unix_seconds(),
+            disabled: false,
+            tokens_not_before: 0,
         };
         // Two racing registrations of one name both pass the check above; the UNIQUE
         // constraint lets exactly one insert.
@@ -212,13 +219,17 @@ impl Accounts {
             return Err(Error::BadCredentials);
         }
         let user = user.ok_or(Error::BadCredentials)?;
+        if user.disabled {
+            tracing::warn!(event = "login_disabled", username, %client, "right password for a disabled account");
+            return Err(Error::AccountDisabled);
+        }
         let (refresh_token, hash) = tokens::new_refresh_token();
         let expire_time = now + self.refresh_ttl;
         let family = uuid::Uuid::new_v4().to_string();
         self.db
             .insert_refresh_token(&hash, &family, &user.id, expire_time)
             .await?;
-        let pair = self.pair(&user, refresh_token, expire_time, now);
+        let pair = self.pair(&user, &family, refresh_token, expire_time, now);
         Ok((user, pair))
     }
 
@@ -229,27 +240,31 @@ impl Accounts {
         refresh_token: &str,
         client: &ClientAddr,
     ) -> Result<(UserRow, TokenPair)> {
-        let now = self.clock.unix_seconds();
+        let revoking = self.revoking();
+        let now = revoking.now;
         let (next, next_hash) = tokens::new_refresh_token();
         let old_hash = tokens::hash_refresh_token(refresh_token);
         match self
             .db
-            .rotate_refresh_token(&old_hash, &next_hash, now)
+            .rotate_refresh_token(&old_hash, &next_hash, revoking)
             .await?
         {
             Rotation::Rotated {
                 user_id,
+                family_id,
                 expire_time,
             } => {
                 let user = self
                     .db
                     .user_by_id(&user_id)
                     .await?
+                    .filter(|u| !u.disabled)
                     .ok_or(Error::BadRefreshToken)?;
-                let pair = self.pair(&user, next, expire_time, now);
+                let pair = self.pair(&user, &family_id, next, expire_time, now);
                 Ok((user, pair))
             }
             Rotation::Reused { user_id } => {
+                self.revoked.notify_waiters();
                 tracing::warn!(event = "refresh_reuse", user_id, %client, "spent refresh token presented again: family revoked");
                 Err(Error::BadRefreshToken)
             }
@@ -260,8 +275,30 @@ impl Accounts {
     /// Revokes the family of `refresh_token`; unknown tokens are fine.
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         self.db
-            .revoke_family(&tokens::hash_refresh_token(refresh_token))
-            .await
+            .revoke_family(&tokens::hash_refresh_token(refresh_token), self.revoking())
+            .await?;
+        self.revoked.notify_waiters();
+        Ok(())
+    }
+
+    /// Disables (or enables) `username` (normalized): a disabled user cannot log in or
+    /// refresh, and every token they hold is revoked. False when there is no such user.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
+        let Some(user_id) = self
+            .db
+            .set_disabled(username, disabled, self.revoking())
+            .await?
+        else {
+            return Ok(false);
+        };
+        self.revoked.notify_waiters();
+        let event = if disabled {
+            "user_disabled"
+        } else {
+            "user_enabled"
+        };
+        tracing::warn!(event, username, user_id, "account {event}");
+        Ok(true)
     }
 
     /// Deletes refresh tokens that can no longer be used (their family expired or was revoked)
@@ -301,7 +338,10 @@ impl Accounts {
             return Err(Error::WrongCurrentPassword);
         }
         let hash = self.hasher.hash(&client.throttle_key(), new).await?;
-        self.db.change_password(user_id, &hash).await?;
+        self.db
+            .change_password(user_id, &hash, self.revoking())
+            .await?;
+        self.revoked.notify_waiters();
         tracing::info!(event = "password_changed", user_id, %client, "password changed; sessions ended");
         Ok(())
     }
@@ -319,14 +359,25 @@ impl Accounts {
         }))
     }
 
+    /// When a revocation made now stops mattering: every access token issued up to now has
+    /// expired by then.
+    fn revoking(&self) -> Revoking {
+        let now = self.clock.unix_seconds();
+        Revoking {
+            now,
+            expire_time: now + self.issuer.access_ttl + LEEWAY_SECONDS + 1,
+        }
+    }
+
     fn pair(
         &self,
         user: &UserRow,
+        sid: &str,
         refresh_token: String,
         refresh_expire: i64,
         now: i64,
     ) -> TokenPair {
-        let (access_token, expires_in) = self.issuer.access_token(user, &self.keys, now);
+        let (access_token, expires_in) = self.issuer.access_token(user, sid, &self.keys, now);
         TokenPair {
             access_token,
             expires_in,

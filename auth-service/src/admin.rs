@@ -58,6 +58,14 @@ impl Admin {
             .await
     }
 
+    /// Disables (`true`) or enables `username`; false when there is no such user. Disabling
+    /// revokes every session and access token of the user.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
+        self.accounts
+            .set_disabled(&normalize_username(username), disabled)
+            .await
+    }
+
     /// Adds a new active signing key and returns its kid; the old key stays published until
     /// the tokens it signed have expired.
     pub async fn rotate_keys(&self) -> Result<String> {

@@ -66,6 +66,17 @@ pub enum AdminAction {
         /// Username to promote.
         username: String,
     },
+    /// Disable a user: they cannot log in or refresh, and every token they hold is revoked
+    /// (running services refuse it within about a second).
+    Disable {
+        /// Username to disable.
+        username: String,
+    },
+    /// Enable a disabled user again (they log in anew; revoked tokens stay revoked).
+    Enable {
+        /// Username to enable.
+        username: String,
+    },
 }
 
 /// `keys` subcommands.

@@ -24,6 +24,28 @@ pub struct UserRow {
     pub password_hash: String,
     pub admin: bool,
     pub create_time: i64,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// Access tokens issued before this are revoked; new ones carry an `iat` no earlier.
+    pub tokens_not_before: i64,
+}
+
+/// A row of `revocations`: exactly one of `session_id` and `user_id` is set.
+#[derive(Debug, Clone, FromRow)]
+pub struct RevocationRow {
+    pub cursor: i64,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub not_before: Option<i64>,
+    pub expire_time: i64,
+}
+
+/// When a revocation is made and until when it matters: `now`, and the time by which every
+/// access token it covers has expired.
+#[derive(Debug, Clone, Copy)]
+pub struct Revoking {
+    pub now: i64,
+    pub expire_time: i64,
 }
 
 /// A row of `signing_keys`.
@@ -40,14 +62,19 @@ pub struct KeyRow {
 pub enum Rotation {
     /// The token was live: it is now spent and its successor stored. Holds the user id and
     /// the family's absolute expiry.
-    Rotated { user_id: String, expire_time: i64 },
+    Rotated {
+        user_id: String,
+        family_id: String,
+        expire_time: i64,
+    },
     /// Unknown, revoked or expired.
     Invalid,
-    /// Already spent: the family of this user has now been revoked.
+    /// Already spent: the family (login session) of this user has now been revoked.
     Reused { user_id: String },
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, admin, create_time";
+const USER_COLUMNS: &str =
+    "id, username, password_hash, admin, create_time, disabled, tokens_not_before";
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
@@ -132,19 +159,65 @@ impl Db {
 
     /// Replaces the user's password hash and revokes every refresh token of the user, in one
     /// transaction.
-    pub async fn change_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        revoking: Revoking,
+    ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        revoke_user(&mut tx, user_id, revoking).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Disables or enables `username`; the user's id, or `None` when there is no such user.
+    /// Disabling also ends every session and revokes every access token of the user, in the
+    /// same transaction.
+    pub async fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        revoking: Revoking,
+    ) -> Result<Option<String>> {
+        let mut tx = self.0.begin_write().await?;
+        let user_id: Option<String> =
+            sqlx::query_scalar("UPDATE users SET disabled = ? WHERE username = ? RETURNING id")
+                .bind(disabled)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let (Some(user_id), true) = (&user_id, disabled) {
+            revoke_user(&mut tx, user_id, revoking).await?;
+        }
+        tx.commit().await?;
+        Ok(user_id)
+    }
+
+    // ---- revocations ----
+
+    /// Revocations after `cursor` that still matter at `now`, in stream order (at most
+    /// `limit`).
+    pub async fn revocations_after(
+        &self,
+        cursor: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<RevocationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT cursor, session_id, user_id, not_before, expire_time FROM revocations
+             WHERE cursor > ? AND expire_time > ? ORDER BY cursor LIMIT ?",
+        )
+        .bind(cursor)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.0.reader)
+        .await?)
     }
 
     // ---- signing keys ----
@@ -218,8 +291,9 @@ impl Db {
         &self,
         old_hash: &str,
         new_hash: &str,
-        now: i64,
+        revoking: Revoking,
     ) -> Result<Rotation> {
+        let now = revoking.now;
         let mut tx = self.0.begin_write().await?;
         let row: Option<SqliteRow> = sqlx::query(
             "SELECT family_id, user_id, expire_time, spent, revoked FROM refresh_tokens
@@ -238,10 +312,7 @@ impl Db {
             return Ok(Rotation::Invalid);
         }
         if row.try_get::<bool, _>("spent")? {
-            sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
+            revoke_session(&mut tx, &family, revoking).await?;
             tx.commit().await?;
             return Ok(Rotation::Reused { user_id });
         }
@@ -262,20 +333,22 @@ impl Db {
         tx.commit().await?;
         Ok(Rotation::Rotated {
             user_id,
+            family_id: family,
             expire_time,
         })
     }
 
     /// Revokes the family of the token `token_hash` (nothing when unknown).
-    pub async fn revoke_family(&self, token_hash: &str) -> Result<()> {
+    pub async fn revoke_family(&self, token_hash: &str, revoking: Revoking) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked = 1 WHERE family_id =
-               (SELECT family_id FROM refresh_tokens WHERE token_hash = ?)",
-        )
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await?;
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(family) = family {
+            revoke_session(&mut tx, &family, revoking).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -346,6 +419,10 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        sqlx::query("DELETE FROM revocations WHERE expire_time <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         let counters = sqlx::query(
             "DELETE FROM login_throttle
              WHERE locked_until <= ? AND window_start <= ? AND pending_since <= ?",
@@ -359,6 +436,63 @@ impl Db {
         tx.commit().await?;
         Ok((tokens, counters))
     }
+}
+
+/// Ends the login session `family`: its refresh tokens are revoked and, if any was still live,
+/// a session revocation is recorded for the verifiers.
+async fn revoke_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    family: &str,
+    revoking: Revoking,
+) -> Result<(), sqlx::Error> {
+    let ended =
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ? AND revoked = 0")
+            .bind(family)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if ended > 0 {
+        sqlx::query(
+            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)",
+        )
+        .bind(family)
+        .bind(revoking.expire_time)
+        .bind(revoking.now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Revokes every refresh token and every access token of `user_id` issued up to now: tokens
+/// issued from the next second on are not affected (new tokens carry an `iat` no earlier than
+/// `tokens_not_before`).
+async fn revoke_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user_id: &str,
+    revoking: Revoking,
+) -> Result<(), sqlx::Error> {
+    let not_before = revoking.now + 1;
+    sqlx::query("UPDATE users SET tokens_not_before = ? WHERE id = ?")
+        .bind(not_before)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO revocations (user_id, not_before, expire_time, create_time)
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(not_before)
+    .bind(revoking.expire_time)
+    .bind(revoking.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn read_counter<'e>(

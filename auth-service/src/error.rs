@@ -39,6 +39,9 @@ pub enum Error {
     /// The user named by a valid token, or by an admin command, does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// The right password of a disabled account.
+    #[error("account disabled")]
+    AccountDisabled,
     /// The caller is not an admin.
     #[error("admin role required")]
     NotAdmin,
@@ -95,6 +98,12 @@ impl From<Error> for Status {
                 DOMAIN,
                 "USER_NOT_FOUND",
                 "user not found",
+            ),
+            Error::AccountDisabled => error::status(
+                Code::PermissionDenied,
+                DOMAIN,
+                "ACCOUNT_DISABLED",
+                "this account is disabled; ask an administrator",
             ),
             Error::NotAdmin => error::status(
                 Code::PermissionDenied,

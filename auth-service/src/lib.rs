@@ -10,6 +10,8 @@
 //! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work.
 //! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
 //! - [`fair`]: the hashing gate, fair between client addresses.
+//! - [`revocations`]: the revocation stream other verifiers subscribe to, and this service's
+//!   own copy for its interceptor.
 //! - [`keys`]: Ed25519 signing keys (created on first start, rotation, publication).
 //! - [`tokens`]: issuing access tokens and refresh tokens.
 //! - [`db`]: every SQL statement.
@@ -29,6 +31,7 @@ pub mod error;
 pub mod fair;
 pub mod keys;
 pub mod password;
+pub mod revocations;
 pub mod service;
 pub mod startup;
 pub mod throttle;

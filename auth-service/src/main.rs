@@ -55,6 +55,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{username} is now an admin (from their next access token)");
         }
+        Command::Admin {
+            action: AdminAction::Disable { username },
+        } => {
+            if !Admin::open(&config)
+                .await?
+                .set_disabled(&username, true)
+                .await?
+            {
+                anyhow::bail!("no user named {username}");
+            }
+            println!("{username} is disabled; every token they held is revoked");
+        }
+        Command::Admin {
+            action: AdminAction::Enable { username },
+        } => {
+            if !Admin::open(&config)
+                .await?
+                .set_disabled(&username, false)
+                .await?
+            {
+                anyhow::bail!("no user named {username}");
+            }
+            println!("{username} is enabled again");
+        }
         Command::Keys {
             action: KeysAction::Rotate,
         } => {

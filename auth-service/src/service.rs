@@ -4,14 +4,16 @@
 use bookstore_contract::{
     error::Violations,
     proto::auth::{
-        auth_service_server::AuthService, user_service_server::UserService, ChangePasswordRequest,
-        ChangePasswordResponse, GetCurrentUserRequest, GetCurrentUserResponse, GetJwksRequest,
-        GetJwksResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
-        LogoutRequest, LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
-        RegisterResponse, User,
+        auth_service_server::AuthService, revocation_service_server::RevocationService,
+        user_service_server::UserService, ChangePasswordRequest, ChangePasswordResponse,
+        GetCurrentUserRequest, GetCurrentUserResponse, GetJwksRequest, GetJwksResponse,
+        ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutRequest,
+        LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
+        RegisterResponse, User, WatchRevocationsRequest, WatchRevocationsResponse,
     },
 };
-use bookstore_kit::{auth::claims, clock::timestamp_from_seconds};
+use bookstore_kit::{auth::claims, clock::timestamp_from_seconds, Stopping};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -19,6 +21,7 @@ use crate::{
     client::TrustedProxies,
     db::UserRow,
     error::{Error, DOMAIN},
+    revocations,
     tokens::TokenPair,
 };
 
@@ -32,6 +35,25 @@ pub struct Handlers {
     pub accounts: Accounts,
     /// Whose `x-forwarded-for` names the client (`--trusted-proxies`).
     pub proxies: TrustedProxies,
+    /// Fires at shutdown: revocation streams end so the drain need not wait for them.
+    pub stopping: Stopping,
+}
+
+#[tonic::async_trait]
+impl RevocationService for Handlers {
+    type WatchRevocationsStream = ReceiverStream<Result<WatchRevocationsResponse, Status>>;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let after = request.into_inner().after.max(0);
+        Ok(Response::new(revocations::watch(
+            self.accounts.clone(),
+            after,
+            self.stopping.clone(),
+        )))
+    }
 }
 
 fn user(row: &UserRow) -> User {

@@ -5,10 +5,17 @@
 use std::sync::Arc;
 
 use bookstore_contract::{
-    proto::auth::{auth_service_server::AuthServiceServer, user_service_server::UserServiceServer},
+    proto::auth::{
+        auth_service_server::AuthServiceServer, revocation_service_server::RevocationServiceServer,
+        user_service_server::UserServiceServer,
+    },
     token::Expectations,
 };
-use bookstore_kit::{auth::Authenticator, health::Health, paging::PageTokens, App, Service};
+use bookstore_kit::{
+    auth::Authenticator, health::Health, paging::PageTokens, revocation::Revocations, stop_signal,
+    App, Service,
+};
+use tokio::sync::Notify;
 use tonic::{
     server::NamedService,
     service::{interceptor::InterceptedService, Routes},
@@ -23,6 +30,7 @@ use crate::{
     error::DOMAIN,
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
+    revocations,
     service::Handlers,
     throttle::{Finished, Limits},
     tokens::Issuer,
@@ -35,6 +43,7 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub const SERVICE_NAMES: &[&str] = &[
     <AuthServiceServer<Handlers> as NamedService>::NAME,
     <UserServiceServer<Handlers> as NamedService>::NAME,
+    <RevocationServiceServer<Handlers> as NamedService>::NAME,
 ];
 
 /// Opens the database (migrating it), loads or creates the signing key, and assembles the
@@ -59,6 +68,7 @@ pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
             register_per_hour: i64::from(config.register_limit),
         },
         finished: Finished::default(),
+        revoked: Arc::new(Notify::new()),
     })
 }
 
@@ -69,6 +79,11 @@ fn seconds(d: std::time::Duration) -> i64 {
 /// Builds auth-service and binds its listener; run it with [`App::run_until_stopped`].
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let accounts = accounts(&config).await?;
+    let (stop, stopping) = stop_signal();
+    // This service's interceptor refuses revoked tokens too, from its own database.
+    let revocations = Revocations::default();
+    let follow =
+        revocations::follow(accounts.clone(), revocations.clone(), stopping.clone()).await?;
     let authenticator = Authenticator::new(
         accounts.keys.shared_keys(),
         Expectations {
@@ -76,6 +91,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
+        revocations,
     );
     let reload = tokio::spawn(reload_keys(accounts.clone()));
     let purge = tokio::spawn(purge_periodically(accounts.clone()));
@@ -83,9 +99,13 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let handlers = Handlers {
         accounts,
         proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        stopping,
     };
     let routes = Routes::new(
         AuthServiceServer::new(handlers.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+    )
+    .add_service(
+        RevocationServiceServer::new(handlers.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
     )
     .add_service(InterceptedService::new(
         UserServiceServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -95,8 +115,9 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         name: "auth-service",
         routes,
         health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
-        tasks: vec![reload, purge],
+        tasks: vec![reload, purge, follow],
         database,
+        stop,
     };
     App::bind(config.serve.listen, service).await
 }

@@ -33,8 +33,17 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    /// A signed access token for `user` and its lifetime in seconds.
-    pub fn access_token(&self, user: &UserRow, keys: &KeyRing, now: i64) -> (String, i64) {
+    /// A signed access token for `user` in the login session `sid`, and its lifetime in
+    /// seconds. Its `iat` is no earlier than the user's `tokens_not_before`, so a token issued
+    /// in the second of a password change is not caught by that change's revocation.
+    pub fn access_token(
+        &self,
+        user: &UserRow,
+        sid: &str,
+        keys: &KeyRing,
+        now: i64,
+    ) -> (String, i64) {
+        let now = now.max(user.tokens_not_before);
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -45,6 +54,7 @@ impl Issuer {
             nbf: now,
             exp: now + self.access_ttl,
             jti: uuid::Uuid::new_v4().to_string(),
+            sid: sid.to_string(),
         };
         (keys.signer().sign(&claims), self.access_ttl)
     }

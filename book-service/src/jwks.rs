@@ -1,7 +1,8 @@
 //! auth-service's public keys, held in memory for the token verifier.
 //!
 //! At start the keys are fetched with GetJwks, retrying with backoff; until the first success
-//! book-service reports NOT_SERVING (and refuses every token, having no key). Then they are
+//! book-service reports NOT_SERVING (and refuses every token, having no key; health also waits
+//! for the revocations still relevant, see `startup`). Then they are
 //! refreshed every [`REFRESH_INTERVAL`], and at once when a token names an unknown `kid` (a key
 //! just rotated in), at most once per [`MIN_REFRESH_GAP`] so forged kids cannot turn
 //! book-service into a flood against auth-service. A failed refresh keeps the cached keys:
@@ -14,10 +15,12 @@ use bookstore_contract::{
     proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
     token::KeySet,
 };
-use bookstore_kit::{auth::SharedKeys, health::Health};
-use tokio::{sync::Notify, time::Instant};
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::ServingStatus;
+use bookstore_kit::auth::SharedKeys;
+use tokio::{
+    sync::{oneshot, Notify},
+    time::Instant,
+};
+use tonic::transport::Channel;
 
 /// Background refresh period.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,29 +36,25 @@ pub struct KeyFetcher {
     keys: SharedKeys,
     /// Woken by the interceptor on an unknown kid.
     unknown_kid: Arc<Notify>,
-    /// Turned SERVING once keys are held.
-    health: Health,
+    /// Fired once keys are held.
+    ready: Option<oneshot::Sender<()>>,
 }
 
 impl KeyFetcher {
-    /// A fetcher for the auth-service at `auth_url` (connects lazily, so auth-service may be
-    /// down when book-service starts).
+    /// A fetcher over `channel` to auth-service (connected lazily, so auth-service may be down
+    /// when book-service starts); `ready` fires once keys are held.
     pub fn new(
-        auth_url: &str,
+        channel: Channel,
         keys: SharedKeys,
         unknown_kid: Arc<Notify>,
-        health: Health,
-    ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(auth_url.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
-        Ok(KeyFetcher {
+        ready: oneshot::Sender<()>,
+    ) -> Self {
+        KeyFetcher {
             client: AuthServiceClient::new(channel),
             keys,
             unknown_kid,
-            health,
-        })
+            ready: Some(ready),
+        }
     }
 
     /// Runs forever: the first fetch with retries, then the refresh loop.
@@ -65,7 +64,9 @@ impl KeyFetcher {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        self.health.set(ServingStatus::Serving).await;
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
+        }
         let mut last = Instant::now();
         loop {
             tokio::select! {

@@ -1,18 +1,20 @@
 //! Building book-service: the same code for `main`, `bookstore up` and tests. The lifecycle
 //! itself (serving, drain, close) is the kit's [`App`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bookstore_contract::{
     proto::book::book_service_server::BookServiceServer, token::Expectations,
 };
 use bookstore_kit::{
     auth::{Authenticator, SharedKeys},
+    client,
     health::Health,
     paging::PageTokens,
-    App, Service,
+    revocation::{self, Revocations},
+    stop_signal, App, Service,
 };
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tonic::{
     server::NamedService,
     service::{interceptor::InterceptedService, Routes},
@@ -30,7 +32,10 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 pub const SERVICE_NAMES: &[&str] = &[<BookServiceServer<Handlers> as NamedService>::NAME];
 
 /// Builds book-service and binds its listener; run it with [`App::run_until_stopped`].
-/// Health stays NOT_SERVING until auth-service's public keys have been fetched.
+/// Health stays NOT_SERVING until auth-service's public keys have been fetched and the
+/// revocations still relevant have arrived; after that it stays SERVING, also while
+/// auth-service is unreachable (book-service then verifies with what it knows: a token revoked
+/// meanwhile is accepted at most until its `exp`).
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let db = Db::connect(&config.serve.database_url).await?;
     let page_tokens = PageTokens::new(db.database().secret("list_books_page_token").await?);
@@ -46,12 +51,30 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let health = Health::new(SERVICE_NAMES, ServingStatus::NotServing).await;
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
+    let revocations = Revocations::default();
+    let auth = client::endpoint(&config.auth_url)?;
+    let (keys_ready, keys_held) = oneshot::channel();
     let fetcher = KeyFetcher::new(
-        &config.auth_url,
+        auth.clone().timeout(Duration::from_secs(5)).connect_lazy(),
         keys.clone(),
         unknown_kid.clone(),
-        health.clone(),
-    )?;
+        keys_ready,
+    );
+    let (revocations_ready, revocations_held) = oneshot::channel();
+    let watcher = revocation::watch(
+        auth.connect_lazy(),
+        revocations.clone(),
+        config.clock.clone(),
+        Some(revocations_ready),
+    );
+    let serving = {
+        let health = health.clone();
+        async move {
+            if keys_held.await.is_ok() && revocations_held.await.is_ok() {
+                health.set(ServingStatus::Serving).await;
+            }
+        }
+    };
     let authenticator = Authenticator::with_unknown_kid_notify(
         keys,
         Expectations {
@@ -59,6 +82,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
+        revocations,
         unknown_kid,
     );
     let routes = Routes::new(InterceptedService::new(
@@ -70,8 +94,13 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         name: "book-service",
         routes,
         health,
-        tasks: vec![tokio::spawn(fetcher.run())],
+        tasks: vec![
+            tokio::spawn(fetcher.run()),
+            tokio::spawn(watcher),
+            tokio::spawn(serving),
+        ],
         database,
+        stop: stop_signal().0,
     };
     App::bind(config.serve.listen, service).await
 }

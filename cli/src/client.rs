@@ -7,12 +7,11 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, user_service_client::UserServiceClient},
     book::book_service_client::BookServiceClient,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 async fn channel(url: &str, service: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(url.to_string())
+    bookstore_kit::client::endpoint(url)
         .with_context(|| format!("{url} is not a valid URL"))?
-        .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .connect()
         .await

@@ -120,7 +120,11 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
             })
             .await;
         if let Err(status) = registered {
-            assert_eq!(status.code(), tonic::Code::AlreadyExists, "register: {status:?}");
+            assert_eq!(
+                status.code(),
+                tonic::Code::AlreadyExists,
+                "register: {status:?}"
+            );
         }
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -8,7 +8,7 @@ use std::{
 };
 
 use bookstore_contract::token::{self, Claims, Expectations, KeySet, Signer};
-use bookstore_kit::{auth::Authenticator, clock::Clock};
+use bookstore_kit::{auth::Authenticator, clock::Clock, revocation::Revocations};
 use ed25519_dalek::SigningKey;
 use tonic::metadata::MetadataMap;
 
@@ -43,6 +43,7 @@ fn main() {
         nbf: now,
         exp: now + 900,
         jti: "bench".into(),
+        sid: "session".into(),
     };
     let signer = Signer::new("k1", &key);
     let jwt = signer.sign(&claims);
@@ -58,7 +59,12 @@ fn main() {
         },
     );
 
-    let authenticator = Authenticator::new(Arc::new(RwLock::new(keys)), expect, "bench");
+    let authenticator = Authenticator::new(
+        Arc::new(RwLock::new(keys)),
+        expect,
+        "bench",
+        Revocations::default(),
+    );
     let mut metadata = MetadataMap::new();
     metadata.insert(
         "authorization",

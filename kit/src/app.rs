@@ -12,11 +12,33 @@
 use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{health::Health, server, storage::Database};
+
+/// Tells long-lived calls (server streams) that the server is shutting down, so they end by
+/// themselves and the drain does not wait for them.
+#[derive(Debug, Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// Completes once shutdown has begun.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// The sender half of [`Stopping`], handed to the builder in [`Service::stop`].
+#[derive(Debug)]
+pub struct StopSignal(watch::Sender<bool>);
+
+/// A new pair: give the [`StopSignal`] to the builder, the [`Stopping`] to whatever streams.
+pub fn stop_signal() -> (StopSignal, Stopping) {
+    let (sender, receiver) = watch::channel(false);
+    (StopSignal(sender), Stopping(receiver))
+}
 
 /// What a service hands to the builder.
 pub struct Service {
@@ -31,6 +53,8 @@ pub struct Service {
     pub tasks: Vec<JoinHandle<()>>,
     /// The service's storage, closed once the calls have drained.
     pub database: Database,
+    /// Fired when shutdown begins (before the drain), to end server streams.
+    pub stop: StopSignal,
 }
 
 /// A service bound to its listener, ready to run.
@@ -69,6 +93,7 @@ impl App {
             health,
             tasks,
             database,
+            stop,
         } = service;
         let stop_tasks: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
 
@@ -79,6 +104,7 @@ impl App {
                 shutdown.await;
                 tracing::info!("shutting down: health NOT_SERVING, draining calls");
                 stop_tasks.iter().for_each(tokio::task::AbortHandle::abort);
+                let _ = stop.0.send(true);
                 health.set(ServingStatus::NotServing).await;
                 let _ = stopping_tx.send(());
             }

@@ -17,7 +17,7 @@ use bookstore_contract::{
     token::{self, Claims, Expectations, KeySet, TokenError},
 };
 
-use crate::clock::Clock;
+use crate::{clock::Clock, revocation::Revocations};
 
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
@@ -55,12 +55,20 @@ struct Inner {
     /// Entries are only served before their `exp`, and only while their key is in the set (a
     /// key removed from the key set takes its tokens with it).
     cache: Mutex<HashMap<[u8; 32], Verified>>,
+    /// Revoked sessions and users: checked on every call, cached verifications included.
+    revocations: Revocations,
 }
 
 impl Authenticator {
-    /// An authenticator over `keys` that requires `expect`'s issuer and audience.
-    pub fn new(keys: SharedKeys, expect: Expectations, domain: &'static str) -> Self {
-        Self::build(keys, expect, domain, None)
+    /// An authenticator over `keys` that requires `expect`'s issuer and audience and refuses
+    /// what `revocations` holds.
+    pub fn new(
+        keys: SharedKeys,
+        expect: Expectations,
+        domain: &'static str,
+        revocations: Revocations,
+    ) -> Self {
+        Self::build(keys, expect, domain, revocations, None)
     }
 
     /// Like [`Authenticator::new`], and notifies `unknown_kid` whenever a token names a key
@@ -69,15 +77,17 @@ impl Authenticator {
         keys: SharedKeys,
         expect: Expectations,
         domain: &'static str,
+        revocations: Revocations,
         unknown_kid: Arc<Notify>,
     ) -> Self {
-        Self::build(keys, expect, domain, Some(unknown_kid))
+        Self::build(keys, expect, domain, revocations, Some(unknown_kid))
     }
 
     fn build(
         keys: SharedKeys,
         expect: Expectations,
         domain: &'static str,
+        revocations: Revocations,
         unknown_kid: Option<Arc<Notify>>,
     ) -> Self {
         Authenticator {
@@ -87,6 +97,7 @@ impl Authenticator {
                 domain,
                 unknown_kid,
                 cache: Mutex::new(HashMap::new()),
+                revocations,
             }),
         }
     }
@@ -96,7 +107,7 @@ impl Authenticator {
         let token = bearer_token(metadata).map_err(|(reason, message)| {
             error::status(Code::Unauthenticated, self.inner.domain, reason, message)
         })?;
-        self.verify(token).map_err(|e| {
+        let claims = self.verify(token).map_err(|e| {
             tracing::debug!(error = ?e, "token refused");
             if let (TokenError::UnknownKey(_), Some(notify)) = (&e, &self.inner.unknown_kid) {
                 notify.notify_one();
@@ -107,7 +118,16 @@ impl Authenticator {
                 e.reason(),
                 e.to_string(),
             )
-        })
+        })?;
+        if self.inner.revocations.is_revoked(&claims) {
+            return Err(error::status(
+                Code::Unauthenticated,
+                self.inner.domain,
+                "TOKEN_REVOKED",
+                "access token has been revoked (logout, password change or disabled account); log in again",
+            ));
+        }
+        Ok(claims)
     }
 
     fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -220,6 +240,7 @@ mod tests {
             nbf: now,
             exp: now + 900,
             jti: "jti".into(),
+            sid: "session".into(),
         }
     }
 
@@ -245,6 +266,7 @@ mod tests {
                 audience: "aud".into(),
             },
             "test",
+            Revocations::default(),
         );
         let token = Signer::new("old", &old).sign(&claims(Clock::system().unix_seconds()));
         let request = metadata(&token);

@@ -11,6 +11,7 @@
 //! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
 //!   mapping (SQLite today).
 //! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
+//! - [`client`]: the one place outgoing connections are configured.
 //! - [`clock`]: the one time model, injectable in tests; protobuf timestamps.
 //! - [`config`]: the serving flags both services share and how a command line is parsed.
 //! - [`telemetry`]: log setup with the sink as a parameter.
@@ -21,15 +22,17 @@
 
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod health;
 pub mod paging;
+pub mod revocation;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
 
-pub use app::{App, Service};
+pub use app::{stop_signal, App, Service, Stopping};
 
 /// Lower-case hex of `bytes` (digests stored or compared as text).
 pub fn hex(bytes: &[u8]) -> String {

@@ -119,13 +119,7 @@ pub async fn shutdown_signal() {
 /// Asks the grpc.health.v1 service at `addr` (`host:port` or a URL) for the overall status.
 /// Used by the `healthcheck` subcommands (docker-compose healthchecks): `Ok(true)` if SERVING.
 pub async fn healthcheck(addr: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let channel = tonic::transport::Endpoint::from_shared(url)?
-        .connect_timeout(Duration::from_secs(3))
+    let channel = crate::client::endpoint(addr)?
         .timeout(Duration::from_secs(3))
         .connect()
         .await?;

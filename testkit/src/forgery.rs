@@ -37,7 +37,7 @@ impl Target<'_> {
         json!({
             "iss": self.expect.issuer, "aud": self.expect.audience, "sub": self.sub,
             "username": "forger", "admin": true, "iat": self.now, "nbf": self.now,
-            "exp": self.now + 600, "jti": "forged",
+            "exp": self.now + 600, "jti": "forged", "sid": "forged-session",
         })
     }
 

@@ -112,6 +112,42 @@ pub fn with_bearers<T>(message: T, tokens: &[&str]) -> Request<T> {
     request
 }
 
+/// The ErrorInfo reason of `status` (empty when it has none).
+pub fn reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+/// Calls `call` until it fails with UNAUTHENTICATED, reason `TOKEN_REVOKED`, polling every
+/// 20 ms; panics if that takes longer than `within`. Returns how long it took.
+pub async fn until_revoked<T, F, Fut>(
+    within: std::time::Duration,
+    mut call: F,
+) -> std::time::Duration
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let result = call().await;
+        if let Err(status) = &result {
+            if status.code() == Code::Unauthenticated && reason(status) == "TOKEN_REVOKED" {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "not refused as revoked within {within:?}; last answer: {result:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Asserts `result` failed with `code`, returning the status.
 #[track_caller]
 pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {

@@ -68,6 +68,7 @@ async fn reflection_v1_lists_exactly_the_served_services() {
         names,
         [
             "bookstore.auth.v1.AuthService",
+            "bookstore.auth.v1.RevocationService",
             "bookstore.auth.v1.UserService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",

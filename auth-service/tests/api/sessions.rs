@@ -1,6 +1,6 @@
 //! Login, RefreshToken, Logout and GetJwks.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bookstore_contract::{
     proto::auth::{GetCurrentUserRequest, GetJwksRequest, LogoutRequest, RefreshTokenRequest},
@@ -8,6 +8,8 @@ use bookstore_contract::{
 };
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use bookstore_testkit::until_revoked;
 
 use crate::helpers::{bearer, expect_code, TestApp};
 
@@ -248,12 +250,14 @@ async fn logout_revokes_the_family_and_is_idempotent() {
         .await,
         Code::Unauthenticated,
     );
-    // Documented: the access token stays valid until its exp.
-    app.users()
-        .await
-        .get_current_user(bearer(GetCurrentUserRequest {}, &next.access_token))
-        .await
-        .expect("access token still valid after logout");
+    // The session's access tokens are refused too, here at auth-service itself.
+    let users = app.users().await;
+    until_revoked(Duration::from_secs(1), || {
+        let mut users = users.clone();
+        let request = bearer(GetCurrentUserRequest {}, &next.access_token);
+        async move { users.get_current_user(request).await }
+    })
+    .await;
 }
 
 #[tokio::test]

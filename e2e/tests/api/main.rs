@@ -9,3 +9,4 @@ mod forgery;
 mod helpers;
 mod keys;
 mod paging;
+mod revocation;
