@@ -87,7 +87,8 @@ pub async fn login(urls: &Urls, credentials: Credentials) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `bookstore logout`: revokes the refresh token's family, then forgets the tokens.
+/// `bookstore logout`: ends the login session (its refresh tokens and access tokens), forgets
+/// the tokens, then shows that the old access token is refused by both services.
 pub async fn logout(urls: &Urls) -> anyhow::Result<()> {
     let Some(session) = session::load()? else {
         println!("not logged in");
@@ -101,7 +102,67 @@ pub async fn logout(urls: &Urls) -> anyhow::Result<()> {
         .await?;
     session::delete()?;
     println!("logged out {}", session.username);
+    let token = session.access_token;
+    let started = std::time::Instant::now();
+    let auth = refused_within(REFUSAL_WAIT, || async {
+        client::users(&urls.auth)
+            .await?
+            .get_current_user(bearer(GetCurrentUserRequest {}, &token)?)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    });
+    let books = refused_within(REFUSAL_WAIT, || async {
+        client::books(&urls.book)
+            .await?
+            .list_books(bearer(
+                ListBooksRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+                &token,
+            )?)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    });
+    for (service, refused) in [("auth-service", auth.await), ("book-service", books.await)] {
+        match refused {
+            Ok(()) => println!(
+                "  {service}: the access token is refused (revoked) after {} ms",
+                started.elapsed().as_millis()
+            ),
+            Err(e) => println!("  {service}: could not confirm the refusal: {e:#}"),
+        }
+    }
     Ok(())
+}
+
+/// How long `logout` waits to see the old token refused.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Calls `call` until it answers UNAUTHENTICATED (the token is refused), for at most `within`.
+async fn refused_within<F, Fut>(within: std::time::Duration, call: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match call().await {
+            Err(e)
+                if e.downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::Unauthenticated) =>
+            {
+                return Ok(());
+            }
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Ok(()) if std::time::Instant::now() >= deadline => {
+                bail!("still accepted after {} s", within.as_secs())
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// `bookstore whoami`.

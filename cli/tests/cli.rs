@@ -222,7 +222,15 @@ fn register_login_books_and_logout_work_from_the_command_line() {
     let line = up.fails(&["books", "get", &id], "");
     assert!(line.contains("NotFound"), "{line}");
 
-    up.ok(&["logout"]);
+    let out = up.ok(&["logout"]);
+    assert!(
+        out.contains("auth-service: the access token is refused"),
+        "{out}"
+    );
+    assert!(
+        out.contains("book-service: the access token is refused"),
+        "{out}"
+    );
     assert!(!up.session_file().exists());
     let line = up.fails(&["whoami"], "");
     assert!(line.contains("bookstore login"), "{line}");

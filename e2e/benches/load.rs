@@ -10,7 +10,7 @@ use std::{
 };
 
 use bookstore_contract::proto::{
-    auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
+    auth::{auth_service_client::AuthServiceClient, LoginRequest, LogoutRequest, RegisterRequest},
     book::{
         book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
         ListBooksRequest,
@@ -273,9 +273,9 @@ async fn main() {
         .await
         .expect("list");
     let id = first.into_inner().books[0].id.clone();
-    let (b, t) = (books.clone(), token.clone());
+    let (b, t, book_id) = (books.clone(), token.clone(), id.clone());
     load("GetBook (cached token)", 20_000, 32, move |_| {
-        let (mut b, t, id) = (b.clone(), t.clone(), id.clone());
+        let (mut b, t, id) = (b.clone(), t.clone(), book_id.clone());
         async move {
             b.get_book(bearer(GetBookRequest { id }, &t))
                 .await
@@ -327,8 +327,142 @@ async fn main() {
         })
         .await;
     }
+    revocation_latency(&auth, &books).await;
+    revocations_held(&dir, &auth, &books, &token, &id).await;
     println!(
         "peak RSS of this process (both services + clients): {:.1} MiB",
         peak_rss_mib()
     );
+}
+
+/// From the Logout answer to book-service's first refusal of a token of that session (cached
+/// there beforehand), over 100 logouts; book-service polled every millisecond.
+async fn revocation_latency(auth: &AuthServiceClient<Channel>, books: &BookServiceClient<Channel>) {
+    let mut latencies = Vec::new();
+    for _ in 0..100 {
+        let login = auth
+            .clone()
+            .login(LoginRequest {
+                username: "bench".into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .expect("login")
+            .into_inner();
+        let list = || {
+            let mut books = books.clone();
+            let request = bearer(ListBooksRequest::default(), &login.access_token);
+            async move { books.list_books(request).await }
+        };
+        list().await.expect("cached at book-service");
+        auth.clone()
+            .logout(LogoutRequest {
+                refresh_token: login.refresh_token.clone(),
+            })
+            .await
+            .expect("logout");
+        let answered = Instant::now();
+        while list().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.push(answered.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "{:<34} {:>6} logouts       p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+        "Logout answer to refusal at books",
+        latencies.len(),
+        latencies[50].as_secs_f64() * 1000.0,
+        latencies[98].as_secs_f64() * 1000.0,
+        latencies[99].as_secs_f64() * 1000.0,
+    );
+}
+
+/// GetBook throughput while book-service holds 100,000 revocations. They are written straight
+/// into auth-service's database (100,000 logins would take an hour of argon2), the way a
+/// replica's revocations arrive: the running auth-service streams them from there.
+async fn revocations_held(
+    dir: &tempfile::TempDir,
+    auth: &AuthServiceClient<Channel>,
+    books: &BookServiceClient<Channel>,
+    token: &str,
+    id: &str,
+) {
+    const HELD: i64 = 100_000;
+    let before = peak_rss_mib();
+    // A real session, revoked last: once book-service refuses its token, it holds all of them.
+    let probe = auth
+        .clone()
+        .login(LoginRequest {
+            username: "bench".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token;
+    let claims = probe.split('.').nth(1).expect("a JWT has claims");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    let probe_sid = claims["sid"].as_str().expect("sid").to_string();
+    let db = sqlx::SqlitePool::connect(&sqlite_url(dir.path(), "auth.db"))
+        .await
+        .expect("open auth.db");
+    let now = chrono::Utc::now().timestamp();
+    let mut tx = db.begin().await.expect("begin");
+    for i in 0..HELD {
+        sqlx::query(
+            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)",
+        )
+        .bind(format!("bench-session-{i:06}-{}", uuid::Uuid::new_v4()))
+        .bind(now + 900)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    }
+    sqlx::query("INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)")
+        .bind(&probe_sid)
+        .bind(now + 900)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+    db.close().await;
+    let started = Instant::now();
+    loop {
+        let refused = books
+            .clone()
+            .list_books(bearer(ListBooksRequest::default(), &probe))
+            .await
+            .is_err();
+        if refused {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never streamed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "{:<34} {HELD} streamed in about {:.1} s; peak RSS {before:.0} -> {:.0} MiB (whole process)",
+        "Revocations held by book-service",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mib(),
+    );
+    let (b, t, id) = (books.clone(), token.to_string(), id.to_string());
+    load("GetBook, 100,000 revocations held", 20_000, 32, move |_| {
+        let (mut b, t, id) = (b.clone(), t.clone(), id.clone());
+        async move {
+            b.get_book(bearer(GetBookRequest { id }, &t))
+                .await
+                .expect("get");
+        }
+    })
+    .await;
 }
