@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use bookstore_kit::{
     clock::Clock,
-    config::{self, Env, ServeConfig},
+    config::{self, ClientTls, Env, ServeConfig},
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -44,9 +44,12 @@ pub enum Command {
     },
     /// Exit 0 when the service at --addr reports SERVING on grpc.health.v1, 1 otherwise.
     Healthcheck {
-        /// host:port of the service.
+        /// host:port of the service, or an `https://` URL for a TLS listener.
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: String,
+        /// `--ca-cert`, `--client-cert`, `--client-key` for an `https://` address.
+        #[command(flatten)]
+        tls: ClientTls,
     },
 }
 

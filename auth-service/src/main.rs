@@ -85,8 +85,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kid = Admin::open(&config).await?.rotate_keys().await?;
             println!("new signing key {kid}");
         }
-        Command::Healthcheck { addr } => {
-            return Ok(server::healthcheck_exit(&addr).await);
+        Command::Healthcheck { addr, tls } => {
+            return Ok(server::healthcheck_exit(&addr, &tls).await);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -119,7 +119,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         database,
         stop,
     };
-    App::bind(config.serve.listen, service).await
+    App::bind(&config.serve, service).await
 }
 
 /// How often spent refresh tokens and stale throttle counters are deleted.

@@ -2,9 +2,11 @@
 //! (README, "Configuration"). The serving flags shared with auth-service come from
 //! `bookstore_kit::config`.
 
+use std::path::PathBuf;
+
 use bookstore_kit::{
     clock::Clock,
-    config::{self, Env, ServeConfig},
+    config::{self, ClientTls, Env, ServeConfig},
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -28,9 +30,12 @@ pub enum Command {
     Serve,
     /// Exit 0 when the service at --addr reports SERVING on grpc.health.v1, 1 otherwise.
     Healthcheck {
-        /// host:port of the service.
+        /// host:port of the service, or an `https://` URL for a TLS listener.
         #[arg(long, default_value = "127.0.0.1:50052")]
         addr: String,
+        /// `--ca-cert`, `--client-cert`, `--client-key` for an `https://` address.
+        #[command(flatten)]
+        tls: ClientTls,
     },
 }
 
@@ -65,6 +70,17 @@ pub struct Config {
     /// default http://127.0.0.1:50051).
     #[arg(long)]
     pub auth_url: String,
+    /// PEM CA certificates that sign auth-service's certificate, for an `https://` auth URL
+    /// (`--auth-ca-cert`, `BOOK_AUTH_CA_CERT`; else the public web roots).
+    #[arg(long)]
+    pub auth_ca_cert: Option<PathBuf>,
+    /// PEM certificate book-service presents to auth-service (mTLS) (`--auth-client-cert`,
+    /// `BOOK_AUTH_CLIENT_CERT`; needs `--auth-client-key`).
+    #[arg(long, requires = "auth_client_key")]
+    pub auth_client_cert: Option<PathBuf>,
+    /// PEM private key of `--auth-client-cert` (`--auth-client-key`, `BOOK_AUTH_CLIENT_KEY`).
+    #[arg(long, requires = "auth_client_cert")]
+    pub auth_client_key: Option<PathBuf>,
     /// Required `iss` of access tokens (`--issuer`, `BOOK_ISSUER`, default bookstore-auth).
     #[arg(long)]
     pub issuer: String,
@@ -77,6 +93,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// How book-service reaches auth-service over TLS.
+    pub fn auth_tls(&self) -> ClientTls {
+        ClientTls {
+            ca_cert: self.auth_ca_cert.clone(),
+            client_cert: self.auth_client_cert.clone(),
+            client_key: self.auth_client_key.clone(),
+        }
+    }
+
     /// The defaults alone, reading no environment variable: what tests start from.
     pub fn defaults() -> Self {
         config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Ignore).config

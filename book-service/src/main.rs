@@ -23,6 +23,6 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Healthcheck { addr } => server::healthcheck_exit(&addr).await,
+        Command::Healthcheck { addr, tls } => server::healthcheck_exit(&addr, &tls).await,
     }
 }

@@ -52,7 +52,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
     let revocations = Revocations::default();
-    let auth = client::endpoint(&config.auth_url)?;
+    let auth = client::endpoint(&config.auth_url, &config.auth_tls())?;
     let (keys_ready, keys_held) = oneshot::channel();
     let fetcher = KeyFetcher::new(
         auth.clone().timeout(Duration::from_secs(5)).connect_lazy(),
@@ -102,5 +102,5 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         database,
         stop: stop_signal().0,
     };
-    App::bind(config.serve.listen, service).await
+    App::bind(&config.serve, service).await
 }

@@ -25,6 +25,10 @@ pub struct Cli {
         global = true
     )]
     pub book_url: String,
+    /// PEM CA certificate that signs the services' certificates, for `https://` URLs
+    /// (`--ca-cert`, `BOOKSTORE_CA_CERT`; `bookstore up --tls` prints it).
+    #[arg(long, env = "BOOKSTORE_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -60,6 +64,10 @@ pub struct UpArgs {
     /// book-service address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     pub book_listen: SocketAddr,
+    /// Serve both services over TLS with a local CA and a certificate for localhost and
+    /// 127.0.0.1, made under DATA_DIR/tls/ on first use and kept.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// A username and where the password comes from.

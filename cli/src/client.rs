@@ -7,30 +7,38 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, user_service_client::UserServiceClient},
     book::book_service_client::BookServiceClient,
 };
+use bookstore_kit::config::ClientTls;
 use tonic::transport::Channel;
 
-async fn channel(url: &str, service: &str) -> anyhow::Result<Channel> {
-    bookstore_kit::client::endpoint(url)
-        .with_context(|| format!("{url} is not a valid URL"))?
+use crate::commands::Urls;
+
+async fn channel(url: &str, tls: &ClientTls, service: &str) -> anyhow::Result<Channel> {
+    bookstore_kit::client::endpoint(url, tls)?
         .timeout(Duration::from_secs(30))
         .connect()
         .await
         .with_context(|| format!("cannot reach {service} at {url} (is `bookstore up` running?)"))
 }
 
-/// AuthService at `url`.
-pub async fn auth(url: &str) -> anyhow::Result<AuthServiceClient<Channel>> {
-    Ok(AuthServiceClient::new(channel(url, "auth-service").await?))
+/// AuthService of `urls`.
+pub async fn auth(urls: &Urls) -> anyhow::Result<AuthServiceClient<Channel>> {
+    Ok(AuthServiceClient::new(
+        channel(&urls.auth, &urls.tls, "auth-service").await?,
+    ))
 }
 
-/// UserService at `url`.
-pub async fn users(url: &str) -> anyhow::Result<UserServiceClient<Channel>> {
-    Ok(UserServiceClient::new(channel(url, "auth-service").await?))
+/// UserService of `urls`.
+pub async fn users(urls: &Urls) -> anyhow::Result<UserServiceClient<Channel>> {
+    Ok(UserServiceClient::new(
+        channel(&urls.auth, &urls.tls, "auth-service").await?,
+    ))
 }
 
-/// BookService at `url`.
-pub async fn books(url: &str) -> anyhow::Result<BookServiceClient<Channel>> {
-    Ok(BookServiceClient::new(channel(url, "book-service").await?))
+/// BookService of `urls`.
+pub async fn books(urls: &Urls) -> anyhow::Result<BookServiceClient<Channel>> {
+    Ok(BookServiceClient::new(
+        channel(&urls.book, &urls.tls, "book-service").await?,
+    ))
 }
 
 /// `message` with the bearer token.

@@ -10,6 +10,7 @@ use bookstore_contract::proto::{
         ListBooksResponse, UpdateBookRequest,
     },
 };
+use bookstore_kit::config::ClientTls;
 
 use crate::{
     args::{BooksCommand, Credentials},
@@ -25,6 +26,8 @@ pub struct Urls {
     pub auth: String,
     /// book-service.
     pub book: String,
+    /// The CA that signs the services' certificates, for `https://` URLs.
+    pub tls: ClientTls,
 }
 
 /// The password: one line of stdin with `--password-stdin`, else a prompt without echo.
@@ -51,7 +54,7 @@ fn password(credentials: &Credentials, confirm: bool) -> anyhow::Result<String> 
 /// `bookstore register NAME`.
 pub async fn register(urls: &Urls, credentials: Credentials) -> anyhow::Result<()> {
     let password = password(&credentials, true)?;
-    let user = client::auth(&urls.auth)
+    let user = client::auth(urls)
         .await?
         .register(RegisterRequest {
             username: credentials.username,
@@ -68,7 +71,7 @@ pub async fn register(urls: &Urls, credentials: Credentials) -> anyhow::Result<(
 /// `bookstore login NAME`.
 pub async fn login(urls: &Urls, credentials: Credentials) -> anyhow::Result<()> {
     let password = password(&credentials, false)?;
-    let login = client::auth(&urls.auth)
+    let login = client::auth(urls)
         .await?
         .login(LoginRequest {
             username: credentials.username,
@@ -94,7 +97,7 @@ pub async fn logout(urls: &Urls) -> anyhow::Result<()> {
         println!("not logged in");
         return Ok(());
     };
-    client::auth(&urls.auth)
+    client::auth(urls)
         .await?
         .logout(LogoutRequest {
             refresh_token: session.refresh_token,
@@ -105,7 +108,7 @@ pub async fn logout(urls: &Urls) -> anyhow::Result<()> {
     let token = session.access_token;
     let started = std::time::Instant::now();
     let auth = refused_within(REFUSAL_WAIT, || async {
-        client::users(&urls.auth)
+        client::users(urls)
             .await?
             .get_current_user(bearer(GetCurrentUserRequest {}, &token)?)
             .await
@@ -113,7 +116,7 @@ pub async fn logout(urls: &Urls) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
     });
     let books = refused_within(REFUSAL_WAIT, || async {
-        client::books(&urls.book)
+        client::books(urls)
             .await?
             .list_books(bearer(
                 ListBooksRequest {
@@ -167,8 +170,8 @@ where
 
 /// `bookstore whoami`.
 pub async fn whoami(urls: &Urls) -> anyhow::Result<()> {
-    let token = session::access_token(&urls.auth).await?;
-    let user = client::users(&urls.auth)
+    let token = session::access_token(urls).await?;
+    let user = client::users(urls)
         .await?
         .get_current_user(bearer(GetCurrentUserRequest {}, &token)?)
         .await?
@@ -190,8 +193,8 @@ fn print_book(book: &Book, json: bool) -> anyhow::Result<()> {
 
 /// `bookstore books ...`.
 pub async fn books(urls: &Urls, command: BooksCommand) -> anyhow::Result<()> {
-    let token = session::access_token(&urls.auth).await?;
-    let mut books = client::books(&urls.book).await?;
+    let token = session::access_token(urls).await?;
+    let mut books = client::books(urls).await?;
     match command {
         BooksCommand::Add {
             title,

@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod output;
 mod session;
+mod tls;
 mod up;
 
 use std::process::ExitCode;
@@ -23,6 +24,10 @@ async fn main() -> ExitCode {
     let urls = Urls {
         auth: cli.auth_url,
         book: cli.book_url,
+        tls: bookstore_kit::config::ClientTls {
+            ca_cert: cli.ca_cert,
+            ..Default::default()
+        },
     };
     let result = match cli.command {
         Command::Up(args) => {

@@ -12,7 +12,7 @@ pub fn unix_now() -> i64 {
 }
 use serde::{Deserialize, Serialize};
 
-use crate::client;
+use crate::{client, commands::Urls};
 
 /// Refresh this many seconds before the access token's expiry.
 const EXPIRY_MARGIN: i64 = 30;
@@ -97,12 +97,12 @@ pub fn require() -> anyhow::Result<Session> {
 
 /// A valid access token: the stored one, or a fresh one from RefreshToken when it has expired
 /// (the new tokens are stored).
-pub async fn access_token(auth_url: &str) -> anyhow::Result<String> {
+pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
     let mut session = require()?;
     if session.access_expires_at - EXPIRY_MARGIN > unix_now() {
         return Ok(session.access_token);
     }
-    let refreshed = client::auth(auth_url)
+    let refreshed = client::auth(urls)
         .await?
         .refresh_token(RefreshTokenRequest {
             refresh_token: session.refresh_token.clone(),

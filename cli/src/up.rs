@@ -5,25 +5,44 @@ use anyhow::Context;
 use bookstore_kit::{server::shutdown_signal, storage::sqlite_url};
 use tokio::sync::watch;
 
-use crate::args::UpArgs;
+use crate::{args::UpArgs, tls};
 
 /// Runs both services until a shutdown signal.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let dir = args.data_dir.canonicalize()?;
+    let certs = args.tls.then(|| tls::ensure(&dir)).transpose()?;
+    let (scheme, host) = if certs.is_some() {
+        ("https", "localhost")
+    } else {
+        ("http", "127.0.0.1")
+    };
+
     let mut auth_config = auth_service::Config::from_env();
     auth_config.serve.listen = args.auth_listen;
     auth_config.serve.database_url = sqlite_url(&dir, "auth.db");
-    let auth_app = auth_service::build(auth_config).await?;
-    let auth_addr = auth_app.local_addr();
-
     let mut book_config = book_service::Config::from_env();
     book_config.serve.listen = args.book_listen;
     book_config.serve.database_url = sqlite_url(&dir, "books.db");
-    book_config.auth_url = format!("http://{auth_addr}");
-    let book_app = book_service::build(book_config).await?;
+    if let Some(certs) = &certs {
+        for serve in [&mut auth_config.serve, &mut book_config.serve] {
+            serve.tls_cert = Some(certs.cert.clone());
+            serve.tls_key = Some(certs.key.clone());
+        }
+        book_config.auth_ca_cert = Some(certs.ca.clone());
+    }
+    let auth_app = auth_service::build(auth_config)
+        .await
+        .context("auth-service")?;
+    let auth_addr = auth_app.local_addr();
+    let auth_url = format!("{scheme}://{host}:{}", auth_addr.port());
+    book_config.auth_url = auth_url.clone();
+    let book_app = book_service::build(book_config)
+        .await
+        .context("book-service")?;
     let book_addr = book_app.local_addr();
+    let book_url = format!("{scheme}://{host}:{}", book_addr.port());
 
     let (stop, stopped) = watch::channel(());
     let on_stop = |mut rx: watch::Receiver<()>| async move {
@@ -33,9 +52,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut book = tokio::spawn(book_app.run_until_stopped(on_stop(stopped)));
 
     println!("Bookstore is up (data in {}):", dir.display());
-    println!("  auth-service  http://{auth_addr}");
-    println!("  book-service  http://{book_addr}");
-    println!("Try: grpcurl -plaintext {auth_addr} list");
+    println!("  auth-service  {auth_url}");
+    println!("  book-service  {book_url}");
+    match &certs {
+        None => println!("Try: grpcurl -plaintext {auth_addr} list"),
+        Some(certs) => {
+            let ca = certs.ca.display();
+            println!("TLS with the local CA {ca}:");
+            println!(
+                "Try: grpcurl -cacert {ca} localhost:{} list",
+                auth_addr.port()
+            );
+            println!(
+                "CLI: export BOOKSTORE_CA_CERT={ca} BOOKSTORE_AUTH_URL={auth_url} BOOKSTORE_BOOK_URL={book_url}"
+            );
+        }
+    }
     println!("Stop with Ctrl-C.");
 
     // Stop on a signal, or as soon as either service ends on its own (an error).

@@ -16,7 +16,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 
-use crate::{health::Health, server, storage::Database};
+use crate::{config::ServeConfig, health::Health, server, storage::Database, tls::Acceptor};
 
 /// Tells long-lived calls (server streams) that the server is shutting down, so they end by
 /// themselves and the drain does not wait for them.
@@ -61,15 +61,30 @@ pub struct Service {
 pub struct App {
     listener: TcpListener,
     service: Service,
+    /// The TLS side of the listener, when it serves TLS.
+    tls: Option<Acceptor>,
 }
 
 impl App {
-    /// Binds `listen` for `service`. Port 0 picks a free port.
-    pub async fn bind(listen: SocketAddr, service: Service) -> anyhow::Result<App> {
+    /// Binds `config.listen` for `service` (port 0 picks a free port), with TLS when
+    /// `config` names a certificate: the files are read now, so a missing or mismatched file
+    /// fails here with its name.
+    pub async fn bind(config: &ServeConfig, service: Service) -> anyhow::Result<App> {
+        let tls = config.tls().map(Acceptor::new).transpose().context("TLS")?;
+        let listen = config.listen;
         let listener = TcpListener::bind(listen)
             .await
-            .with_context(|| format!("{}: cannot listen on {listen}", service.name))?;
-        Ok(App { listener, service })
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        Ok(App {
+            listener,
+            service,
+            tls,
+        })
+    }
+
+    /// Whether the listener serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the gRPC listener is bound to.
@@ -86,15 +101,22 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let App { listener, service } = self;
+        let App {
+            listener,
+            service,
+            tls,
+        } = self;
         let Service {
             name,
             routes,
             health,
-            tasks,
+            mut tasks,
             database,
             stop,
         } = service;
+        if let Some(acceptor) = &tls {
+            tasks.push(tokio::spawn(acceptor.clone().reload_on_change()));
+        }
         let stop_tasks: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -110,12 +132,25 @@ impl App {
             }
         };
 
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(server::TCP_KEEPALIVE));
-        tracing::info!(addr = %addr, "{name} listening");
-        let server =
-            server::grpc_server(routes, &health).serve_with_incoming_shutdown(incoming, signal);
+        tracing::info!(addr = %addr, tls = tls.is_some(), "{name} listening");
+        let router = server::grpc_server(routes, &health);
+        type Serving<'a> = std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>,
+        >;
+        let server: Serving<'_> = match &tls {
+            Some(acceptor) => Box::pin(router.serve_with_incoming_shutdown(
+                acceptor.incoming(listener, server::TCP_KEEPALIVE),
+                signal,
+            )),
+            None => Box::pin(
+                router.serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener)
+                        .with_nodelay(Some(true))
+                        .with_keepalive(Some(server::TCP_KEEPALIVE)),
+                    signal,
+                ),
+            ),
+        };
 
         // Bound the drain: once the signal has fired, in-flight calls get DRAIN_TIMEOUT.
         let deadline = async {
@@ -133,6 +168,6 @@ impl App {
         // Also when serving failed before any shutdown signal.
         tasks.iter().for_each(JoinHandle::abort);
         database.close().await;
-        served.with_context(|| format!("{name}: serving on {addr} failed"))
+        served.with_context(|| format!("serving on {addr} failed"))
     }
 }

@@ -1,10 +1,12 @@
 //! Outgoing connections: the one place an `Endpoint` is configured, for book-service's calls to
-//! auth-service, the `healthcheck` subcommands and the CLI. TLS settings belong here too when
-//! they come.
+//! auth-service, the `healthcheck` subcommands and the CLI, with TLS for `https://` URLs.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use tonic::transport::Endpoint;
+use anyhow::Context;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::ClientTls;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -12,18 +14,44 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// is noticed (and a long-lived stream fails over) within seconds, not at the TCP timeout.
 const KEEPALIVE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(5));
 
-/// An endpoint for `url` (`http://host:port`, or a bare `host:port`). Add `.timeout(...)` for
-/// unary calls; leave it off for streams, which would otherwise be cut at that timeout.
-pub fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// An endpoint for `url` (`http://host:port`, `https://host:port`, or a bare `host:port`,
+/// which means `http://`). For `https://`, the server certificate must chain to `tls.ca_cert`
+/// (or to the public web roots when none is given), and `tls.client_cert`/`client_key` are
+/// presented when set (mTLS). Add `.timeout(...)` for unary calls; leave it off for streams,
+/// which would otherwise be cut at that timeout.
+pub fn endpoint(url: &str, tls: &ClientTls) -> anyhow::Result<Endpoint> {
     let url = if url.contains("://") {
         url.to_string()
     } else {
         format!("http://{url}")
     };
-    Ok(Endpoint::from_shared(url)?
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .with_context(|| format!("{url} is not a valid URL"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE.0)
         .keep_alive_timeout(KEEPALIVE.1)
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true);
+    if url.starts_with("https://") {
+        let mut config = ClientTlsConfig::new();
+        config = match &tls.ca_cert {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca)?)),
+            None => config.with_webpki_roots(),
+        };
+        match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("a client certificate needs both its certificate and its key"),
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .with_context(|| format!("TLS settings for {url}"))?;
+    }
+    Ok(endpoint)
 }

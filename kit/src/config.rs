@@ -7,9 +7,11 @@
 //! flags ([`ServeConfig`]) in one place while each service keeps its own variable names, and lets
 //! tests build a config from the same defaults without reading the environment at all.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches};
+
+use crate::tls::ServerTls;
 
 /// How a service serves: where it listens and what it stores in. Flattened into each
 /// service's `Config`.
@@ -23,6 +25,48 @@ pub struct ServeConfig {
     /// `sqlite://FILE`, created if missing.
     #[arg(long)]
     pub database_url: String,
+    /// PEM certificate chain: serve gRPC over TLS (`--tls-cert`, `<PREFIX>_TLS_CERT`; needs
+    /// `--tls-key`; reloaded when the file changes).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (`--tls-key`, `<PREFIX>_TLS_KEY`).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require a client certificate signed by one of them (mTLS)
+    /// (`--tls-client-ca`, `<PREFIX>_TLS_CLIENT_CA`; needs `--tls-cert`).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl ServeConfig {
+    /// The listener's TLS settings, if it serves TLS.
+    pub fn tls(&self) -> Option<ServerTls> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach a TLS peer: the CA to trust and, for mTLS, our certificate. As flags
+/// (`--ca-cert`, `--client-cert`, `--client-key`) on the `healthcheck` subcommands; book-service
+/// fills it from its `--auth-*` flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ClientTls {
+    /// PEM CA certificates that sign the server's certificate, for `https://` addresses (else
+    /// the public web roots).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM certificate to present (mTLS), with `--client-key`.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `--client-cert`.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Where the environment comes in.

@@ -31,6 +31,7 @@ pub mod revocation;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{stop_signal, App, Service, Stopping};
 

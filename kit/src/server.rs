@@ -21,7 +21,7 @@ use tower::{
 };
 use tracing::Instrument;
 
-use crate::health::Health;
+use crate::{config::ClientTls, health::Health};
 
 /// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -118,8 +118,8 @@ pub async fn shutdown_signal() {
 
 /// Asks the grpc.health.v1 service at `addr` (`host:port` or a URL) for the overall status.
 /// Used by the `healthcheck` subcommands (docker-compose healthchecks): `Ok(true)` if SERVING.
-pub async fn healthcheck(addr: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let channel = crate::client::endpoint(addr)?
+pub async fn healthcheck(addr: &str, tls: &ClientTls) -> anyhow::Result<bool> {
+    let channel = crate::client::endpoint(addr, tls)?
         .timeout(Duration::from_secs(3))
         .connect()
         .await?;
@@ -134,15 +134,15 @@ pub async fn healthcheck(addr: &str) -> Result<bool, Box<dyn std::error::Error +
 
 /// The `healthcheck` subcommand of both binaries: exit 0 when `addr` reports SERVING, else 1
 /// with the reason on stderr.
-pub async fn healthcheck_exit(addr: &str) -> std::process::ExitCode {
-    match healthcheck(addr).await {
+pub async fn healthcheck_exit(addr: &str, tls: &ClientTls) -> std::process::ExitCode {
+    match healthcheck(addr, tls).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("{addr}: NOT_SERVING");
             std::process::ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("{addr}: {e}");
+            eprintln!("{addr}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -11,3 +11,4 @@ mod helpers;
 mod serving;
 mod sessions;
 mod throttle;
+mod tls;

@@ -10,3 +10,4 @@ mod helpers;
 mod keys;
 mod paging;
 mod revocation;
+mod tls;
