@@ -22,6 +22,11 @@ struct Up {
 
 impl Up {
     fn start() -> Up {
+        Self::start_with(&[])
+    }
+
+    /// `bookstore up` with `extra` arguments (such as `--tls`).
+    fn start_with(extra: &[&str]) -> Up {
         let data = tempfile::tempdir().expect("data dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
             .args([
@@ -33,6 +38,7 @@ impl Up {
                 "--data-dir",
             ])
             .arg(data.path())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -67,6 +73,10 @@ impl Up {
             .env("XDG_CONFIG_HOME", self.config.path())
             .env("BOOKSTORE_AUTH_URL", &self.auth_url)
             .env("BOOKSTORE_BOOK_URL", &self.book_url)
+            .env(
+                "BOOKSTORE_CA_CERT",
+                self._data.path().join("tls").join("ca.pem"),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -344,4 +354,89 @@ fn login_never_writes_through_a_planted_symlink_and_keeps_its_directory_private(
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let dir_mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700);
+}
+
+#[test]
+fn up_with_tls_makes_a_local_ca_once_and_the_client_commands_use_it() {
+    let up = Up::start_with(&["--tls"]);
+    assert!(
+        up.auth_url.starts_with("https://localhost:"),
+        "{}",
+        up.auth_url
+    );
+    assert!(
+        up.book_url.starts_with("https://localhost:"),
+        "{}",
+        up.book_url
+    );
+    let tls = up._data.path().join("tls");
+    let ca = std::fs::read(tls.join("ca.pem")).expect("ca.pem");
+    let key_mode = std::fs::metadata(tls.join("server-key.pem"))
+        .expect("server key")
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    up.logged_in("tlsuser");
+    let out = up.ok(&[
+        "books", "add", "--title", "Over TLS", "--author", "A. Uthor", "--price", "1",
+    ]);
+    assert!(out.contains("Over TLS"), "{out}");
+    assert_eq!(up.stop(), Some(0));
+
+    // A second run keeps the same CA (clients that trust it keep working).
+    let data = tempfile::tempdir().expect("data");
+    let again = |dir: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args([
+                "up",
+                "--tls",
+                "--auth-listen",
+                "127.0.0.1:0",
+                "--book-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("up");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let printed: Vec<String> = (0..6).filter_map(|_| lines.next()?.ok()).collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        printed.join("\n")
+    };
+    let first = again(data.path());
+    assert!(first.contains("grpcurl -cacert"), "{first}");
+    let ca_first = std::fs::read(data.path().join("tls").join("ca.pem")).expect("ca");
+    again(data.path());
+    let ca_second = std::fs::read(data.path().join("tls").join("ca.pem")).expect("ca");
+    assert_eq!(ca_first, ca_second, "the CA is kept across runs");
+    assert_ne!(ca, ca_first, "each data dir has its own CA");
+
+    // Half a setup is never completed by overwriting: up says what is missing and stops.
+    std::fs::remove_file(data.path().join("tls").join("server.pem")).expect("remove");
+    let out = Command::new(env!("CARGO_BIN_EXE_bookstore"))
+        .args([
+            "up",
+            "--tls",
+            "--auth-listen",
+            "127.0.0.1:0",
+            "--book-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .expect("up");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.pem"), "{stderr}");
+    assert_eq!(
+        std::fs::read(data.path().join("tls").join("ca.pem")).expect("ca"),
+        ca_first,
+        "the CA is untouched"
+    );
 }

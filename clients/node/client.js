@@ -33,11 +33,15 @@ class Bookstore {
   constructor({
     authAddr = process.env.BOOKSTORE_AUTH_ADDR || 'localhost:50051',
     bookAddr = process.env.BOOKSTORE_BOOK_ADDR || 'localhost:50052',
+    caCert = process.env.BOOKSTORE_CA_CERT,
   } = {}) {
-    const insecure = grpc.credentials.createInsecure();
-    const auth = new proto.bookstore.auth.v1.AuthService(authAddr, insecure);
-    const users = new proto.bookstore.auth.v1.UserService(authAddr, insecure);
-    const books = new proto.bookstore.book.v1.BookService(bookAddr, insecure);
+    // TLS trusting the CA in that PEM file (`bookstore up --tls` prints its path), else plaintext.
+    const credentials = caCert
+      ? grpc.credentials.createSsl(require('node:fs').readFileSync(caCert))
+      : grpc.credentials.createInsecure();
+    const auth = new proto.bookstore.auth.v1.AuthService(authAddr, credentials);
+    const users = new proto.bookstore.auth.v1.UserService(authAddr, credentials);
+    const books = new proto.bookstore.book.v1.BookService(bookAddr, credentials);
     this.clients = [auth, users, books];
     this.auth = Object.fromEntries(
       ['Register', 'Login', 'RefreshToken', 'Logout', 'GetJwks'].map((m) => [m, unary(auth, m)]),

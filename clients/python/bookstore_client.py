@@ -2,6 +2,7 @@
 
     from bookstore_client import Bookstore
     shop = Bookstore()                        # localhost:50051 and localhost:50052
+                                              # TLS when BOOKSTORE_CA_CERT names a CA file
     shop.register("alice", "correct horse battery")
     shop.login("alice", "correct horse battery")
     book = shop.books.CreateBook(book_pb2.CreateBookRequest(...), metadata=shop.auth_metadata())
@@ -25,11 +26,19 @@ __all__ = ["Bookstore", "auth_pb2", "book_pb2", "field_violations", "error_reaso
 class Bookstore:
     """Stubs for both services plus the session's tokens."""
 
-    def __init__(self, auth_addr=None, book_addr=None):
+    def __init__(self, auth_addr=None, book_addr=None, ca_cert=None):
         auth_addr = auth_addr or os.environ.get("BOOKSTORE_AUTH_ADDR", "localhost:50051")
         book_addr = book_addr or os.environ.get("BOOKSTORE_BOOK_ADDR", "localhost:50052")
-        self._auth_channel = grpc.insecure_channel(auth_addr)
-        self._book_channel = grpc.insecure_channel(book_addr)
+        ca_cert = ca_cert or os.environ.get("BOOKSTORE_CA_CERT")
+        if ca_cert:
+            # TLS, trusting the CA in that PEM file (`bookstore up --tls` prints its path).
+            with open(ca_cert, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self._auth_channel = grpc.secure_channel(auth_addr, credentials)
+            self._book_channel = grpc.secure_channel(book_addr, credentials)
+        else:
+            self._auth_channel = grpc.insecure_channel(auth_addr)
+            self._book_channel = grpc.insecure_channel(book_addr)
         self.auth = auth_pb2_grpc.AuthServiceStub(self._auth_channel)
         self.users = auth_pb2_grpc.UserServiceStub(self._auth_channel)
         self.books = book_pb2_grpc.BookServiceStub(self._book_channel)
