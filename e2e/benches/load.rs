@@ -327,12 +327,60 @@ async fn main() {
         })
         .await;
     }
+    get_book_over_tls(&dir, auth_addr, &token, &id).await;
     revocation_latency(&auth, &books).await;
     revocations_held(&dir, &auth, &books, &token, &id).await;
     println!(
         "peak RSS of this process (both services + clients): {:.1} MiB",
         peak_rss_mib()
     );
+}
+
+/// GetBook over TLS: a second book-service with a TLS listener on the same database, driven
+/// like the plaintext one (the ratio between the two lines is the cost of TLS).
+async fn get_book_over_tls(
+    dir: &tempfile::TempDir,
+    auth_addr: std::net::SocketAddr,
+    token: &str,
+    id: &str,
+) {
+    let ca = bookstore_testkit::pki::TestCa::new(dir.path(), "bench-ca");
+    let cert = ca.issue(dir.path(), "bench-book");
+    let mut config = book_service::Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    config.serve.tls_cert = Some(cert.cert);
+    config.serve.tls_key = Some(cert.key);
+    config.auth_url = format!("http://{auth_addr}");
+    let server = Server::start(book_service::build(config).await.expect("TLS book-service"));
+    let tls = bookstore_kit::config::ClientTls {
+        ca_cert: Some(ca.ca.clone()),
+        ..Default::default()
+    };
+    let channel =
+        bookstore_kit::client::endpoint(&format!("https://localhost:{}", server.addr.port()), &tls)
+            .expect("endpoint")
+            .connect_lazy();
+    let books = BookServiceClient::new(channel);
+    while books
+        .clone()
+        .get_book(bearer(GetBookRequest { id: id.to_string() }, token))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (t, id) = (token.to_string(), id.to_string());
+    load("GetBook over TLS (cached token)", 20_000, 32, move |_| {
+        let (mut b, t, id) = (books.clone(), t.clone(), id.clone());
+        async move {
+            b.get_book(bearer(GetBookRequest { id }, &t))
+                .await
+                .expect("get over TLS");
+        }
+    })
+    .await;
+    server.stop().await;
 }
 
 /// From the Logout answer to book-service's first refusal of a token of that session (cached
