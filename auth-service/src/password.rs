@@ -9,7 +9,10 @@
 use std::{
     collections::HashSet,
     io::Read,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
+    },
 };
 
 use crate::{
@@ -168,6 +171,8 @@ pub struct Hasher {
     permits: FairGate,
     /// Working memory not in use right now; at most one per permit.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// argon2 computations so far (hashes and verifications).
+    computed: Arc<AtomicU64>,
 }
 
 impl Default for Hasher {
@@ -180,11 +185,17 @@ impl Default for Hasher {
         Hasher {
             permits: FairGate::new(cores),
             memory: Arc::new(Mutex::new(Vec::new())),
+            computed: Arc::new(AtomicU64::new(0)),
         }
     }
 }
 
 impl Hasher {
+    /// How many argon2 computations (hashes and verifications) this hasher has run.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
     /// PHC string of `password` with a fresh random salt, computed in `client`'s turn.
     pub async fn hash(&self, client: &str, password: String) -> Result<String> {
         self.run(client, move |memory| hash_in(password.as_bytes(), memory))
@@ -214,6 +225,7 @@ impl Hasher {
         work: impl FnOnce(&mut [Block]) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let _permit = self.permits.acquire(client).await;
+        self.computed.fetch_add(1, Ordering::Relaxed);
         let mut memory = lock(&self.memory)
             .pop()
             .unwrap_or_else(|| vec![Block::default(); params().block_count()]);

@@ -152,11 +152,22 @@ mod tests {
     #[test]
     fn every_value_flag_gets_a_prefixed_environment_variable() {
         let command = command::<Demo>("DEMO", DEFAULTS, Env::Read);
-        let envs: Vec<String> = command
+        let mut envs: Vec<String> = command
             .get_arguments()
             .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
             .collect();
-        assert_eq!(envs, ["DEMO_LISTEN", "DEMO_DATABASE_URL", "DEMO_ISSUER"]);
+        envs.sort();
+        assert_eq!(
+            envs,
+            [
+                "DEMO_DATABASE_URL",
+                "DEMO_ISSUER",
+                "DEMO_LISTEN",
+                "DEMO_TLS_CERT",
+                "DEMO_TLS_CLIENT_CA",
+                "DEMO_TLS_KEY"
+            ]
+        );
     }
 
     #[test]

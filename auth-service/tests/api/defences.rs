@@ -372,3 +372,32 @@ async fn twenty_concurrent_logins_with_the_right_password_from_one_address_all_s
     let counts = codes(&results);
     assert_eq!(counts.get(&Code::Ok), Some(&20), "{counts:?}");
 }
+
+#[tokio::test]
+async fn a_taken_name_is_answered_before_any_password_hashing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (clock, _) = bookstore_kit::clock::Clock::manual(chrono::Utc::now());
+    let config = crate::helpers::config(dir.path(), clock);
+    let accounts = auth_service::startup::accounts(&config)
+        .await
+        .expect("accounts");
+    let client = auth_service::client::ClientAddr(Some("127.0.15.1".parse().expect("ip")));
+    accounts
+        .register("taken".into(), PASSWORD.into(), &client)
+        .await
+        .expect("first registration");
+    let hashed = accounts.hasher.computed();
+    let again = accounts
+        .register("taken".into(), PASSWORD.into(), &client)
+        .await
+        .expect_err("the name is taken");
+    assert!(
+        matches!(again, auth_service::error::Error::UsernameTaken),
+        "{again:?}"
+    );
+    assert_eq!(
+        accounts.hasher.computed(),
+        hashed,
+        "no argon2 run for a taken name"
+    );
+}

@@ -180,7 +180,7 @@ impl TestApp {
 }
 
 /// The test configuration: defaults, any port, the database in `dir`, `clock`.
-fn config(dir: &Path, clock: Clock) -> Config {
+pub fn config(dir: &Path, clock: Clock) -> Config {
     let mut config = Config::defaults();
     config.serve.listen = any_port();
     config.serve.database_url = database_url(dir);

@@ -230,3 +230,31 @@ async fn book_service_catches_up_after_auth_service_restarts() {
     // Reconnecting backs off up to 5 s; then the stream resumes from book-service's cursor.
     refused_at_books(&stack, frank.token(), Duration::from_secs(8)).await;
 }
+
+#[tokio::test]
+async fn a_logout_on_one_auth_service_is_felt_through_a_book_service_watching_another() {
+    // Two auth-service processes' worth of servers on one database (as replicas share one): the
+    // revocation is a row, so the replica that did not write it streams it too.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = start_auth(dir.path(), any_port()).await;
+    let second = start_auth(dir.path(), any_port()).await;
+    let book = start_book(dir.path(), second.addr).await;
+    wait_serving(book.addr, Duration::from_secs(10)).await;
+    let grace = register_and_login(first.addr, "grace").await;
+    let stack = Stack {
+        dir: std::sync::Arc::new(dir),
+        auth: first,
+        book,
+    };
+    cached(&stack, &grace).await;
+    stack
+        .auth_client()
+        .await
+        .logout(LogoutRequest {
+            refresh_token: grace.login.refresh_token.clone(),
+        })
+        .await
+        .expect("logout on the first replica");
+    refused_at_books(&stack, grace.token(), Duration::from_secs(1)).await;
+    drop(second);
+}
