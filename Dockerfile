@@ -22,11 +22,10 @@ COPY e2e e2e
 RUN cargo build --locked --release --bin auth-service --bin book-service \
     && cp target/release/auth-service target/release/book-service /usr/local/bin/
 
-# Shared runtime: the binaries, CA certificates and a non-root user; no shell tools are needed
-# (healthchecks use the binaries' own `healthcheck` subcommand).
+# Shared runtime: CA certificates and a non-root user; each service's stage adds only its own
+# binary. No shell tools are needed (healthchecks use the binaries' `healthcheck` subcommand).
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=builder /usr/local/bin/auth-service /usr/local/bin/book-service /usr/local/bin/
 RUN echo 'bookstore:x:10001:10001:Bookstore:/data:/usr/sbin/nologin' >> /etc/passwd \
     && echo 'bookstore:x:10001:' >> /etc/group \
     && mkdir -p /data && chown 10001:10001 /data
@@ -35,6 +34,7 @@ WORKDIR /data
 VOLUME ["/data"]
 
 FROM runtime AS auth-service
+COPY --from=builder /usr/local/bin/auth-service /usr/local/bin/
 ENV AUTH_LISTEN=0.0.0.0:50051 \
     AUTH_DATABASE_URL=sqlite:///data/auth.db
 EXPOSE 50051
@@ -44,6 +44,7 @@ ENTRYPOINT ["auth-service"]
 
 # The last stage is the default target.
 FROM runtime AS book-service
+COPY --from=builder /usr/local/bin/book-service /usr/local/bin/
 ENV BOOK_LISTEN=0.0.0.0:50052 \
     BOOK_DATABASE_URL=sqlite:///data/books.db
 EXPOSE 50052
