@@ -11,6 +11,23 @@ use std::{
 
 use bookstore_testkit::PASSWORD;
 
+/// `bookstore up` on ephemeral ports with its data in `data`, plus `extra` arguments.
+fn up_command(data: &std::path::Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bookstore"));
+    command
+        .args([
+            "up",
+            "--auth-listen",
+            "127.0.0.1:0",
+            "--book-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(extra);
+    command
+}
+
 /// A running `bookstore up` and a private config dir for the client commands.
 struct Up {
     child: Child,
@@ -28,17 +45,7 @@ impl Up {
     /// `bookstore up` with `extra` arguments (such as `--tls`).
     fn start_with(extra: &[&str]) -> Up {
         let data = tempfile::tempdir().expect("data dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
-            .args([
-                "up",
-                "--auth-listen",
-                "127.0.0.1:0",
-                "--book-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data.path())
-            .args(extra)
+        let mut child = up_command(data.path(), extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -387,17 +394,7 @@ fn up_with_tls_makes_a_local_ca_once_and_the_client_commands_use_it() {
     // A second run keeps the same CA (clients that trust it keep working).
     let data = tempfile::tempdir().expect("data");
     let again = |dir: &std::path::Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bookstore"))
-            .args([
-                "up",
-                "--tls",
-                "--auth-listen",
-                "127.0.0.1:0",
-                "--book-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(dir)
+        let mut child = up_command(dir, &["--tls"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -418,19 +415,7 @@ fn up_with_tls_makes_a_local_ca_once_and_the_client_commands_use_it() {
 
     // Half a setup is never completed by overwriting: up says what is missing and stops.
     std::fs::remove_file(data.path().join("tls").join("server.pem")).expect("remove");
-    let out = Command::new(env!("CARGO_BIN_EXE_bookstore"))
-        .args([
-            "up",
-            "--tls",
-            "--auth-listen",
-            "127.0.0.1:0",
-            "--book-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .output()
-        .expect("up");
+    let out = up_command(data.path(), &["--tls"]).output().expect("up");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("server.pem"), "{stderr}");

@@ -10,7 +10,10 @@ use std::{
 };
 
 use bookstore_contract::proto::{
-    auth::{auth_service_client::AuthServiceClient, LoginRequest, LogoutRequest, RegisterRequest},
+    auth::{
+        auth_service_client::AuthServiceClient, LoginRequest, LoginResponse, LogoutRequest,
+        RegisterRequest,
+    },
     book::{
         book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
         ListBooksRequest,
@@ -76,6 +79,19 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Logs `username` in (with [`PASSWORD`]) over `client`.
+async fn login(client: &AuthServiceClient<Channel>, username: &str) -> LoginResponse {
+    client
+        .clone()
+        .login(LoginRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("login")
+        .into_inner()
+}
+
 /// A channel to `addr` whose connection comes from the loopback address `from`.
 fn channel_from(addr: std::net::SocketAddr, from: &str) -> Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -89,14 +105,7 @@ async fn login_p50(client: &AuthServiceClient<Channel>, username: &str, n: usize
     let mut latencies = Vec::new();
     for _ in 0..n {
         let start = Instant::now();
-        client
-            .clone()
-            .login(LoginRequest {
-                username: username.into(),
-                password: PASSWORD.into(),
-            })
-            .await
-            .expect("login");
+        login(client, username).await;
         latencies.push(start.elapsed());
     }
     latencies.sort();
@@ -195,16 +204,7 @@ async fn main() {
         })
         .await
         .expect("register");
-    let token = auth
-        .clone()
-        .login(LoginRequest {
-            username: "bench".into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .expect("login")
-        .into_inner()
-        .access_token;
+    let token = login(&auth, "bench").await.access_token;
     let books = BookServiceClient::new(book_channel);
     // book-service serves once it holds auth-service's keys.
     while books
@@ -223,14 +223,9 @@ async fn main() {
 
     let a = auth.clone();
     load("Login (argon2id, 19 MiB, t=2)", 64, 8, move |_| {
-        let mut a = a.clone();
+        let a = a.clone();
         async move {
-            a.login(LoginRequest {
-                username: "bench".into(),
-                password: PASSWORD.into(),
-            })
-            .await
-            .expect("login");
+            login(&a, "bench").await;
         }
     })
     .await;
@@ -388,15 +383,7 @@ async fn get_book_over_tls(
 async fn revocation_latency(auth: &AuthServiceClient<Channel>, books: &BookServiceClient<Channel>) {
     let mut latencies = Vec::new();
     for _ in 0..100 {
-        let login = auth
-            .clone()
-            .login(LoginRequest {
-                username: "bench".into(),
-                password: PASSWORD.into(),
-            })
-            .await
-            .expect("login")
-            .into_inner();
+        let login = login(auth, "bench").await;
         let list = || {
             let mut books = books.clone();
             let request = bearer(ListBooksRequest::default(), &login.access_token);
@@ -439,16 +426,7 @@ async fn revocations_held(
     const HELD: i64 = 100_000;
     let before = peak_rss_mib();
     // A real session, revoked last: once book-service refuses its token, it holds all of them.
-    let probe = auth
-        .clone()
-        .login(LoginRequest {
-            username: "bench".into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .expect("login")
-        .into_inner()
-        .access_token;
+    let probe = login(auth, "bench").await.access_token;
     let claims = probe.split('.').nth(1).expect("a JWT has claims");
     let claims: serde_json::Value = serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
