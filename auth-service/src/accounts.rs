@@ -95,6 +95,8 @@ pub struct Accounts {
     pub finished: Finished,
     /// Woken when this process commits a revocation, so revocation streams send it at once.
     pub revoked: Arc<Notify>,
+    /// `bookstore_logins_total{result}`.
+    pub logins: prometheus::IntCounterVec,
 }
 
 impl Accounts {
@@ -201,6 +203,22 @@ impl Accounts {
     /// Checks the password of `username` (normalized) from `client`, subject to throttling,
     /// and starts a refresh-token family.
     pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        client: &ClientAddr,
+    ) -> Result<(UserRow, TokenPair)> {
+        let result = self.login_checked(username, password, client).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(Error::Throttled(_)) => "throttled",
+            Err(_) => "failure",
+        };
+        self.logins.with_label_values(&[outcome]).inc();
+        result
+    }
+
+    async fn login_checked(
         &self,
         username: &str,
         password: String,

@@ -12,6 +12,7 @@ use crate::{
     keys, startup,
 };
 use bookstore_contract::error::Violations;
+use bookstore_kit::metrics::Metrics;
 
 /// The normalized `username` if it and `password` pass Register's rules, else every violation
 /// (checked before any database is opened, so bad input changes nothing).
@@ -40,7 +41,7 @@ impl Admin {
     /// Opens (migrating, and creating the first signing key if needed) `config`'s database.
     pub async fn open(config: &Config) -> anyhow::Result<Admin> {
         Ok(Admin {
-            accounts: startup::accounts(config).await?,
+            accounts: startup::accounts(config, &Metrics::new()).await?,
         })
     }
 

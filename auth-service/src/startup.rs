@@ -12,8 +12,8 @@ use bookstore_contract::{
     token::Expectations,
 };
 use bookstore_kit::{
-    auth::Authenticator, health::Health, paging::PageTokens, revocation::Revocations, stop_signal,
-    App, Service,
+    auth::Authenticator, health::Health, metrics::Metrics, paging::PageTokens,
+    revocation::Revocations, stop_signal, App, Service,
 };
 use tokio::sync::Notify;
 use tonic::{
@@ -48,7 +48,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 
 /// Opens the database (migrating it), loads or creates the signing key, and assembles the
 /// state every RPC and admin subcommand works with.
-pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
+pub async fn accounts(config: &Config, metrics: &Metrics) -> anyhow::Result<Accounts> {
     let db = Db::connect(&config.serve.database_url).await?;
     let keys = KeyRing::open(&db, config.access_token_ttl, config.clock.unix_seconds()).await?;
     let page_tokens = PageTokens::new(db.database().secret("list_users_page_token").await?);
@@ -69,6 +69,11 @@ pub async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
         },
         finished: Finished::default(),
         revoked: Arc::new(Notify::new()),
+        logins: metrics.counter(
+            "bookstore_logins_total",
+            "Login attempts by result: success, failure (wrong password, unknown or disabled user) or throttled.",
+            &["result"],
+        ),
     })
 }
 
@@ -78,7 +83,8 @@ fn seconds(d: std::time::Duration) -> i64 {
 
 /// Builds auth-service and binds its listener; run it with [`App::run_until_stopped`].
 pub async fn build(config: Config) -> anyhow::Result<App> {
-    let accounts = accounts(&config).await?;
+    let metrics = Metrics::new();
+    let accounts = accounts(&config, &metrics).await?;
     let (stop, stopping) = stop_signal();
     // This service's interceptor refuses revoked tokens too, from its own database.
     let revocations = Revocations::default();
@@ -91,8 +97,19 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
-        revocations,
+        revocations.clone(),
+        &metrics,
     );
+    let held = metrics.gauge(
+        "bookstore_revocations_held",
+        "Revocations this verifier holds (until the tokens they cover expire).",
+        &[],
+    );
+    metrics.sample_before_scrape(move || {
+        held.with_label_values(&[] as &[&str])
+            .set(i64::try_from(revocations.len()).unwrap_or(i64::MAX));
+    });
+    let jwks = jwks_route(accounts.keys.clone());
     let reload = tokio::spawn(reload_keys(accounts.clone()));
     let purge = tokio::spawn(purge_periodically(accounts.clone()));
     let database = accounts.db.database().clone();
@@ -118,8 +135,43 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         tasks: vec![reload, purge, follow],
         database,
         stop,
+        metrics,
+        http: jwks,
     };
     App::bind(&config.serve, service).await
+}
+
+/// How long HTTP clients may cache the key set: a rotated key is published this long before
+/// it signs (keys reload every 5 s, and a retired key stays published until its tokens expire),
+/// and JWT libraries refetch on an unknown `kid` anyway.
+const JWKS_MAX_AGE: &str = "public, max-age=60";
+
+/// `GET /.well-known/jwks.json` (RFC 7517): the same keys as GetJwks, for API gateways and
+/// JWT libraries that do not speak gRPC.
+fn jwks_route(keys: Arc<KeyRing>) -> axum::Router {
+    use axum::{http::header, routing::get, Json};
+    axum::Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let keys = keys.clone();
+            async move {
+                let jwks: Vec<serde_json::Value> = keys
+                    .jwks()
+                    .into_iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "kty": k.kty, "crv": k.crv, "kid": k.kid, "x": k.x,
+                            "alg": k.alg, "use": k.r#use,
+                        })
+                    })
+                    .collect();
+                (
+                    [(header::CACHE_CONTROL, JWKS_MAX_AGE)],
+                    Json(serde_json::json!({ "keys": jwks })),
+                )
+            }
+        }),
+    )
 }
 
 /// How often spent refresh tokens and stale throttle counters are deleted.

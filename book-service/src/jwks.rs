@@ -15,7 +15,8 @@ use bookstore_contract::{
     proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
     token::KeySet,
 };
-use bookstore_kit::auth::SharedKeys;
+use bookstore_kit::{auth::SharedKeys, metrics::Metrics};
+use prometheus::{IntCounterVec, IntGauge};
 use tokio::{
     sync::{oneshot, Notify},
     time::Instant,
@@ -38,6 +39,10 @@ pub struct KeyFetcher {
     unknown_kid: Arc<Notify>,
     /// Fired once keys are held.
     ready: Option<oneshot::Sender<()>>,
+    /// `bookstore_jwks_refreshes_total{result}`.
+    refreshes: IntCounterVec,
+    /// `bookstore_jwks_keys`: public keys held.
+    held: IntGauge,
 }
 
 impl KeyFetcher {
@@ -48,12 +53,22 @@ impl KeyFetcher {
         keys: SharedKeys,
         unknown_kid: Arc<Notify>,
         ready: oneshot::Sender<()>,
+        metrics: &Metrics,
     ) -> Self {
+        let held = IntGauge::new("bookstore_jwks_keys", "Public keys held from auth-service.")
+            .expect("valid metric");
+        metrics.register(held.clone());
         KeyFetcher {
             client: AuthServiceClient::new(channel),
             keys,
             unknown_kid,
             ready: Some(ready),
+            refreshes: metrics.counter(
+                "bookstore_jwks_refreshes_total",
+                "Fetches of auth-service's public keys by result: success or failure.",
+                &["result"],
+            ),
+            held,
         }
     }
 
@@ -89,10 +104,13 @@ impl KeyFetcher {
                     tracing::warn!("auth-service published no usable key; keeping the cached keys");
                 } else {
                     tracing::debug!(keys = set.len(), "public keys refreshed");
+                    self.held.set(i64::try_from(set.len()).unwrap_or(i64::MAX));
                     *self.keys.write().unwrap_or_else(|p| p.into_inner()) = set;
                 }
+                self.refreshes.with_label_values(&["success"]).inc();
             }
             Err(status) => {
+                self.refreshes.with_label_values(&["failure"]).inc();
                 tracing::warn!(code = ?status.code(), message = status.message(), "fetching public keys from auth-service failed; keeping the cached keys");
             }
         }

@@ -10,6 +10,7 @@ use bookstore_kit::{
     auth::{Authenticator, SharedKeys},
     client,
     health::Health,
+    metrics::Metrics,
     paging::PageTokens,
     revocation::{self, Revocations},
     stop_signal, App, Service,
@@ -49,6 +50,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     };
 
     let health = Health::new(SERVICE_NAMES, ServingStatus::NotServing).await;
+    let metrics = Metrics::new();
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
     let revocations = Revocations::default();
@@ -59,6 +61,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         keys.clone(),
         unknown_kid.clone(),
         keys_ready,
+        &metrics,
     );
     let (revocations_ready, revocations_held) = oneshot::channel();
     let watcher = revocation::watch(
@@ -82,9 +85,19 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
-        revocations,
+        revocations.clone(),
+        &metrics,
         unknown_kid,
     );
+    let held = metrics.gauge(
+        "bookstore_revocations_held",
+        "Revocations this verifier holds (until the tokens they cover expire).",
+        &[],
+    );
+    metrics.sample_before_scrape(move || {
+        held.with_label_values(&[] as &[&str])
+            .set(i64::try_from(revocations.len()).unwrap_or(i64::MAX));
+    });
     let routes = Routes::new(InterceptedService::new(
         BookServiceServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES),
         authenticator,
@@ -101,6 +114,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         ],
         database,
         stop: stop_signal().0,
+        metrics,
+        http: axum::Router::new(),
     };
     App::bind(&config.serve, service).await
 }

@@ -64,6 +64,12 @@ pub struct UpArgs {
     /// book-service address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     pub book_listen: SocketAddr,
+    /// auth-service's HTTP side door (`/metrics`, `/healthz`, `/.well-known/jwks.json`).
+    #[arg(long, default_value = "127.0.0.1:9051")]
+    pub auth_http_listen: SocketAddr,
+    /// book-service's HTTP side door (`/metrics`, `/healthz`).
+    #[arg(long, default_value = "127.0.0.1:9052")]
+    pub book_http_listen: SocketAddr,
     /// Serve both services over TLS with a local CA and a certificate for localhost and
     /// 127.0.0.1, made under DATA_DIR/tls/ on first use and kept.
     #[arg(long)]

@@ -21,9 +21,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut auth_config = auth_service::Config::from_env();
     auth_config.serve.listen = args.auth_listen;
+    auth_config.serve.http_listen = Some(args.auth_http_listen);
     auth_config.serve.database_url = sqlite_url(&dir, "auth.db");
     let mut book_config = book_service::Config::from_env();
     book_config.serve.listen = args.book_listen;
+    book_config.serve.http_listen = Some(args.book_http_listen);
     book_config.serve.database_url = sqlite_url(&dir, "books.db");
     if let Some(certs) = &certs {
         for serve in [&mut auth_config.serve, &mut book_config.serve] {
@@ -36,12 +38,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("auth-service")?;
     let auth_addr = auth_app.local_addr();
+    let auth_http = auth_app.http_addr();
     let auth_url = format!("{scheme}://{host}:{}", auth_addr.port());
     book_config.auth_url = auth_url.clone();
     let book_app = book_service::build(book_config)
         .await
         .context("book-service")?;
     let book_addr = book_app.local_addr();
+    let book_http = book_app.http_addr();
     let book_url = format!("{scheme}://{host}:{}", book_addr.port());
 
     let (stop, stopped) = watch::channel(());
@@ -54,6 +58,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("Bookstore is up (data in {}):", dir.display());
     println!("  auth-service  {auth_url}");
     println!("  book-service  {book_url}");
+    if let (Some(auth_http), Some(book_http)) = (auth_http, book_http) {
+        println!(
+            "  metrics       http://{auth_http}/metrics  http://{book_http}/metrics (and /healthz; JWKS at http://{auth_http}/.well-known/jwks.json)"
+        );
+    }
     match &certs {
         None => println!("Try: grpcurl -plaintext {auth_addr} list"),
         Some(certs) => {

@@ -21,6 +21,10 @@ fn up_command(data: &std::path::Path, extra: &[&str]) -> Command {
             "127.0.0.1:0",
             "--book-listen",
             "127.0.0.1:0",
+            "--auth-http-listen",
+            "127.0.0.1:0",
+            "--book-http-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data)
@@ -400,7 +404,7 @@ fn up_with_tls_makes_a_local_ca_once_and_the_client_commands_use_it() {
             .spawn()
             .expect("up");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let printed: Vec<String> = (0..6).filter_map(|_| lines.next()?.ok()).collect();
+        let printed: Vec<String> = (0..8).filter_map(|_| lines.next()?.ok()).collect();
         let _ = child.kill();
         let _ = child.wait();
         printed.join("\n")

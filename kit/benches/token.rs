@@ -8,7 +8,7 @@ use std::{
 };
 
 use bookstore_contract::token::{self, Claims, Expectations, KeySet, Signer};
-use bookstore_kit::{auth::Authenticator, clock::Clock, revocation::Revocations};
+use bookstore_kit::{auth::Authenticator, clock::Clock, metrics::Metrics, revocation::Revocations};
 use ed25519_dalek::SigningKey;
 use tonic::metadata::MetadataMap;
 
@@ -69,7 +69,13 @@ fn main() {
     };
     let keys = Arc::new(RwLock::new(keys));
     let authenticator_with = |revocations: Revocations| {
-        let authenticator = Authenticator::new(keys.clone(), expect.clone(), "bench", revocations);
+        let authenticator = Authenticator::new(
+            keys.clone(),
+            expect.clone(),
+            "bench",
+            revocations,
+            &Metrics::new(),
+        );
         (authenticator, metadata.clone())
     };
     let (authenticator, metadata) = authenticator_with(Revocations::default());

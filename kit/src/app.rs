@@ -16,7 +16,9 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 
-use crate::{config::ServeConfig, health::Health, server, storage::Database, tls::Acceptor};
+use crate::{
+    config::ServeConfig, health::Health, metrics::Metrics, server, storage::Database, tls::Acceptor,
+};
 
 /// Tells long-lived calls (server streams) that the server is shutting down, so they end by
 /// themselves and the drain does not wait for them.
@@ -55,6 +57,10 @@ pub struct Service {
     pub database: Database,
     /// Fired when shutdown begins (before the drain), to end server streams.
     pub stop: StopSignal,
+    /// The service's metrics; the gRPC server counts every call in them.
+    pub metrics: Metrics,
+    /// Routes the service adds to the HTTP side door (beside `/metrics` and `/healthz`).
+    pub http: axum::Router,
 }
 
 /// A service bound to its listener, ready to run.
@@ -63,6 +69,8 @@ pub struct App {
     service: Service,
     /// The TLS side of the listener, when it serves TLS.
     tls: Option<Acceptor>,
+    /// The HTTP side door's listener, when `--http-listen` is set.
+    http: Option<TcpListener>,
 }
 
 impl App {
@@ -75,11 +83,25 @@ impl App {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let http = match config.http_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--http-listen)"))?,
+            ),
+            None => None,
+        };
         Ok(App {
             listener,
             service,
             tls,
+            http,
         })
+    }
+
+    /// The address of the HTTP side door, when there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Whether the listener serves TLS.
@@ -105,6 +127,7 @@ impl App {
             listener,
             service,
             tls,
+            http,
         } = self;
         let Service {
             name,
@@ -113,7 +136,37 @@ impl App {
             mut tasks,
             database,
             stop,
+            metrics,
+            http: http_routes,
         } = service;
+        let connections = metrics.gauge(
+            "bookstore_db_connections",
+            "Database connections by pool and state.",
+            &["pool", "state"],
+        );
+        let pools = database.clone();
+        metrics.sample_before_scrape(move || {
+            for (pool, open, idle) in pools.pool_use() {
+                let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+                connections.with_label_values(&[pool, "idle"]).set(idle);
+                connections
+                    .with_label_values(&[pool, "in_use"])
+                    .set(i64::from(open) - idle);
+            }
+        });
+        if let Some(http) = http {
+            let router = crate::http::router(metrics.clone(), health.clone(), http_routes);
+            let mut stopping = Stopping(stop.0.subscribe());
+            tracing::info!(addr = %http.local_addr()?, "{name} HTTP side door listening");
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(http, router)
+                    .with_graceful_shutdown(async move { stopping.wait().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "HTTP side door failed");
+                }
+            }));
+        }
         if let Some(acceptor) = &tls {
             tasks.push(tokio::spawn(acceptor.clone().reload_on_change()));
         }
@@ -133,7 +186,7 @@ impl App {
         };
 
         tracing::info!(addr = %addr, tls = tls.is_some(), "{name} listening");
-        let router = server::grpc_server(routes, &health);
+        let router = server::grpc_server(routes, &health, &metrics);
         type Serving<'a> = std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>,
         >;

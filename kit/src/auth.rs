@@ -17,7 +17,9 @@ use bookstore_contract::{
     token::{self, Claims, Expectations, KeySet, TokenError},
 };
 
-use crate::{clock::Clock, revocation::Revocations};
+use prometheus::{IntCounter, IntCounterVec};
+
+use crate::{clock::Clock, metrics::Metrics, revocation::Revocations};
 
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
@@ -57,6 +59,10 @@ struct Inner {
     cache: Mutex<HashMap<[u8; 32], Verified>>,
     /// Revoked sessions and users: checked on every call, cached verifications included.
     revocations: Revocations,
+    /// `bookstore_token_verifications_total{result}`.
+    verifications: IntCounterVec,
+    /// `bookstore_token_cache_hits_total`.
+    cache_hits: IntCounter,
 }
 
 impl Authenticator {
@@ -67,8 +73,9 @@ impl Authenticator {
         expect: Expectations,
         domain: &'static str,
         revocations: Revocations,
+        metrics: &Metrics,
     ) -> Self {
-        Self::build(keys, expect, domain, revocations, None)
+        Self::build(keys, expect, domain, revocations, metrics, None)
     }
 
     /// Like [`Authenticator::new`], and notifies `unknown_kid` whenever a token names a key
@@ -78,9 +85,17 @@ impl Authenticator {
         expect: Expectations,
         domain: &'static str,
         revocations: Revocations,
+        metrics: &Metrics,
         unknown_kid: Arc<Notify>,
     ) -> Self {
-        Self::build(keys, expect, domain, revocations, Some(unknown_kid))
+        Self::build(
+            keys,
+            expect,
+            domain,
+            revocations,
+            metrics,
+            Some(unknown_kid),
+        )
     }
 
     fn build(
@@ -88,8 +103,15 @@ impl Authenticator {
         expect: Expectations,
         domain: &'static str,
         revocations: Revocations,
+        metrics: &Metrics,
         unknown_kid: Option<Arc<Notify>>,
     ) -> Self {
+        let cache_hits = IntCounter::new(
+            "bookstore_token_cache_hits_total",
+            "Access tokens admitted from the verified-token cache (no signature check).",
+        )
+        .expect("valid metric");
+        metrics.register(cache_hits.clone());
         Authenticator {
             inner: Arc::new(Inner {
                 keys,
@@ -98,33 +120,47 @@ impl Authenticator {
                 unknown_kid,
                 cache: Mutex::new(HashMap::new()),
                 revocations,
+                verifications: metrics.counter(
+                    "bookstore_token_verifications_total",
+                    "Access-token checks by result: valid, missing, invalid, expired, key_unknown, revoked.",
+                    &["result"],
+                ),
+                cache_hits,
             }),
         }
     }
 
     /// Verifies the bearer token in `metadata` and returns its claims.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Claims, Status> {
-        let token = bearer_token(metadata).map_err(|(reason, message)| {
+        let outcome = self.check(metadata);
+        let result = match &outcome {
+            Ok(_) => "valid",
+            Err((reason, _)) => reason.trim_start_matches("TOKEN_"),
+        };
+        self.inner
+            .verifications
+            .with_label_values(&[&result.to_ascii_lowercase()])
+            .inc();
+        outcome.map_err(|(reason, message)| {
             error::status(Code::Unauthenticated, self.inner.domain, reason, message)
-        })?;
+        })
+    }
+
+    /// The claims of the bearer token in `metadata`, or the ErrorInfo reason and message of
+    /// the refusal.
+    fn check(&self, metadata: &MetadataMap) -> Result<Claims, (&'static str, String)> {
+        let token = bearer_token(metadata).map_err(|(reason, message)| (reason, message.into()))?;
         let claims = self.verify(token).map_err(|e| {
             tracing::debug!(error = ?e, "token refused");
             if let (TokenError::UnknownKey(_), Some(notify)) = (&e, &self.inner.unknown_kid) {
                 notify.notify_one();
             }
-            error::status(
-                Code::Unauthenticated,
-                self.inner.domain,
-                e.reason(),
-                e.to_string(),
-            )
+            (e.reason(), e.to_string())
         })?;
         if self.inner.revocations.is_revoked(&claims) {
-            return Err(error::status(
-                Code::Unauthenticated,
-                self.inner.domain,
+            return Err((
                 "TOKEN_REVOKED",
-                "access token has been revoked (logout, password change or disabled account); log in again",
+                "access token has been revoked (logout, password change or disabled account); log in again".into(),
             ));
         }
         Ok(claims)
@@ -139,6 +175,7 @@ impl Authenticator {
         let keys = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = self.cache().get(&digest) {
             if now <= hit.claims.exp + token::LEEWAY_SECONDS && keys.contains(&hit.kid) {
+                self.inner.cache_hits.inc();
                 return Ok(hit.claims.clone());
             }
         }
@@ -267,6 +304,7 @@ mod tests {
             },
             "test",
             Revocations::default(),
+            &Metrics::new(),
         );
         let token = Signer::new("old", &old).sign(&claims(Clock::system().unix_seconds()));
         let request = metadata(&token);

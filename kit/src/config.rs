@@ -25,6 +25,10 @@ pub struct ServeConfig {
     /// `sqlite://FILE`, created if missing.
     #[arg(long)]
     pub database_url: String,
+    /// Address of the HTTP side door with `/metrics` and `/healthz` (`--http-listen`,
+    /// `<PREFIX>_HTTP_LISTEN`; off by default).
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
     /// PEM certificate chain: serve gRPC over TLS (`--tls-cert`, `<PREFIX>_TLS_CERT`; needs
     /// `--tls-key`; reloaded when the file changes).
     #[arg(long, requires = "tls_key")]
@@ -161,6 +165,7 @@ mod tests {
             envs,
             [
                 "DEMO_DATABASE_URL",
+                "DEMO_HTTP_LISTEN",
                 "DEMO_ISSUER",
                 "DEMO_LISTEN",
                 "DEMO_TLS_CERT",

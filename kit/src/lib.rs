@@ -26,6 +26,8 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod health;
+pub mod http;
+pub mod metrics;
 pub mod paging;
 pub mod revocation;
 pub mod server;

@@ -21,7 +21,11 @@ use tower::{
 };
 use tracing::Instrument;
 
-use crate::{config::ClientTls, health::Health};
+use crate::{
+    config::ClientTls,
+    health::Health,
+    metrics::{CountedBody, Metrics},
+};
 
 /// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -46,6 +50,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn grpc_server(
     routes: Routes,
     health: &Health,
+    metrics: &Metrics,
 ) -> Router<Stack<CallLogLayer, Identity>> {
     // Reflection lists exactly what this server serves, and can describe the google.rpc
     // error details, so grpcurl decodes ErrorInfo, BadRequest and RetryInfo too.
@@ -85,7 +90,9 @@ pub(crate) fn grpc_server(
         .timeout(REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE.0))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
-        .layer(CallLogLayer)
+        .layer(CallLogLayer {
+            metrics: metrics.clone(),
+        })
         .add_routes(routes)
         .add_service(health.server())
         .add_service(reflection_v1)
@@ -148,16 +155,22 @@ pub async fn healthcheck_exit(addr: &str, tls: &ClientTls) -> std::process::Exit
     }
 }
 
-/// Tower layer that writes one log line per call: method, gRPC code, latency and (when the
-/// [`crate::auth::Authenticator`] ran) the user id. It never sees request bodies or headers,
-/// so neither passwords nor tokens can reach the log through it.
-#[derive(Debug, Clone, Copy)]
-pub struct CallLogLayer;
+/// Tower layer that writes one log line per call (method, gRPC code, latency and, when the
+/// [`crate::auth::Authenticator`] ran, the user id) and counts every call in the service's
+/// [`Metrics`]. It never reads request bodies or headers other than the path, so neither
+/// passwords nor tokens can reach the log through it.
+#[derive(Debug, Clone)]
+pub struct CallLogLayer {
+    metrics: Metrics,
+}
 
 impl<S> Layer<S> for CallLogLayer {
     type Service = CallLog<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        CallLog { inner }
+        CallLog {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -165,6 +178,7 @@ impl<S> Layer<S> for CallLogLayer {
 #[derive(Debug, Clone)]
 pub struct CallLog<S> {
     inner: S,
+    metrics: Metrics,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -174,10 +188,11 @@ where
     S: Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display + Send + 'static,
+    RB: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<CountedBody<RB>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -190,27 +205,36 @@ where
             user_id = tracing::field::Empty
         );
         let start = Instant::now();
+        let mut call = self.metrics.start(request.uri().path());
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let result = future.await;
                 let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-                match &result {
+                match result {
                     // An error answer is "trailers-only": grpc-status is in the headers. A
-                    // successful unary answer sends grpc-status 0 in the trailers instead, so
-                    // no header means OK (shortcut: we do not wait for the trailers).
+                    // successful answer sends it in the trailers instead: the log line says OK
+                    // for it now (shortcut: it does not wait for the trailers), the metrics
+                    // read the trailers when the body ends.
                     Ok(response) => {
-                        let code = response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<i32>().ok())
-                            .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                        let early = crate::metrics::status_in(response.headers());
+                        let code = early.unwrap_or(tonic::Code::Ok);
                         tracing::info!(code = ?code, latency_ms, "handled");
+                        let call = match early {
+                            Some(code) => {
+                                call.finish(code);
+                                None
+                            }
+                            None => Some(call),
+                        };
+                        Ok(response.map(|body| CountedBody::new(body, call)))
                     }
-                    Err(e) => tracing::warn!(error = %e, latency_ms, "transport error"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, latency_ms, "transport error");
+                        call.finish(tonic::Code::Unavailable);
+                        Err(e)
+                    }
                 }
-                result
             }
             .instrument(span),
         )

@@ -120,6 +120,14 @@ impl Database {
             .map_err(|_| sqlx::Error::Protocol(format!("setting {name} is not 32 bytes")))
     }
 
+    /// Connections of each pool: (pool, open, idle).
+    pub fn pool_use(&self) -> [(&'static str, u32, usize); 2] {
+        [
+            ("writer", self.writer.size(), self.writer.num_idle()),
+            ("reader", self.reader.size(), self.reader.num_idle()),
+        ]
+    }
+
     /// Closes both pools (waits for checked-out connections).
     pub async fn close(&self) {
         self.writer.close().await;

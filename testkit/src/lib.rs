@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "a sufficiently long passphrase";
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its HTTP side door listens, if it has one.
+    pub http: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -28,12 +30,14 @@ impl Server {
     /// Runs `app` until [`Server::stop`] (or drop).
     pub fn start(app: App) -> Server {
         let addr = app.local_addr();
+        let http = app.http_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
         Server {
             addr,
+            http,
             stop: Some(stop),
             task: Some(task),
         }
@@ -80,6 +84,42 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
         binary.display()
     );
     binary
+}
+
+/// An HTTP/1.1 answer: status, header block (lower-cased names) and body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// The header lines, lower-cased.
+    pub headers: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Sends `method path` over plain HTTP/1.1 to `addr` (one request, `Connection: close`), the
+/// way curl or a Prometheus scraper would.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the HTTP side door");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    HttpAnswer {
+        status,
+        headers: head.to_lowercase(),
+        body: body.to_string(),
+    }
 }
 
 /// Loopback with a port the kernel picks: the listen address of every in-process test server.

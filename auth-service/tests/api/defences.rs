@@ -378,9 +378,10 @@ async fn a_taken_name_is_answered_before_any_password_hashing() {
     let dir = tempfile::tempdir().expect("dir");
     let (clock, _) = bookstore_kit::clock::Clock::manual(chrono::Utc::now());
     let config = crate::helpers::config(dir.path(), clock);
-    let accounts = auth_service::startup::accounts(&config)
-        .await
-        .expect("accounts");
+    let accounts =
+        auth_service::startup::accounts(&config, &bookstore_kit::metrics::Metrics::new())
+            .await
+            .expect("accounts");
     let client = auth_service::client::ClientAddr(Some("127.0.15.1".parse().expect("ip")));
     accounts
         .register("taken".into(), PASSWORD.into(), &client)

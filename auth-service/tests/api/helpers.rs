@@ -26,6 +26,8 @@ use tonic::{transport::Channel, Status};
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its HTTP side door, when the configuration asked for one.
+    pub http: Option<SocketAddr>,
     /// Its database file's folder (kept for restarts).
     pub dir: Arc<tempfile::TempDir>,
     /// The clock the service reads, and the hand that moves it.
@@ -65,6 +67,7 @@ impl TestApp {
         let server = Server::start(app);
         TestApp {
             addr: server.addr,
+            http: server.http,
             dir,
             clock,
             server,

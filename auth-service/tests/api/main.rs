@@ -8,6 +8,7 @@ mod defences;
 mod forgery;
 mod grpcurl;
 mod helpers;
+mod http;
 mod serving;
 mod sessions;
 mod throttle;
