@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Up(args) => {
-            bookstore_kit::telemetry::init(std::io::stderr);
+            let _telemetry = bookstore_kit::telemetry::init(std::io::stderr, "bookstore");
             up::run(args).await
         }
         Command::Register(credentials) => commands::register(&urls, credentials).await,

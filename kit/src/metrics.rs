@@ -274,6 +274,16 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The `grpc_service` label (`unknown` for paths outside the descriptor sets).
+    pub(crate) fn service(&self) -> &str {
+        &self.method.service
+    }
+
+    /// The `grpc_method` label.
+    pub(crate) fn method(&self) -> &str {
+        &self.method.method
+    }
+
     fn sent(&self, messages: u64) {
         self.metrics
             .grpc

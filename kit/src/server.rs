@@ -21,10 +21,14 @@ use tower::{
 };
 use tracing::Instrument;
 
+use opentelemetry::trace::TraceContextExt;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use crate::{
     config::ClientTls,
     health::Health,
     metrics::{CountedBody, Metrics},
+    telemetry::HeaderExtractor,
 };
 
 /// HTTP/2 streams one connection may have open at once (tonic's default is unlimited).
@@ -199,13 +203,31 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut call = self.metrics.start(request.uri().path());
+        let path = request.uri().path();
+        // One server span per call, named and attributed as OpenTelemetry's RPC conventions
+        // say; an incoming W3C `traceparent` makes it a child of the caller's span.
         let span = tracing::info_span!(
             "call",
-            method = %request.uri().path(),
-            user_id = tracing::field::Empty
+            method = %path,
+            user_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %call.service(),
+            rpc.method = %call.method(),
+            rpc.grpc.status_code = tracing::field::Empty,
         );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
+        let trace = span.context().span().span_context().clone();
+        if trace.is_valid() {
+            span.record("trace_id", tracing::field::display(trace.trace_id()));
+        }
         let start = Instant::now();
-        let mut call = self.metrics.start(request.uri().path());
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
@@ -219,6 +241,7 @@ where
                     Ok(response) => {
                         let early = crate::metrics::status_in(response.headers());
                         let code = early.unwrap_or(tonic::Code::Ok);
+                        tracing::Span::current().record("rpc.grpc.status_code", code as i32);
                         tracing::info!(code = ?code, latency_ms, "handled");
                         let call = match early {
                             Some(code) => {

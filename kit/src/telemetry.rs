@@ -1,23 +1,92 @@
-//! Log setup: level from `RUST_LOG` (default `info`), format from `LOG_FORMAT` (`pretty`, the
-//! default, or `json` for one JSON object per line). The sink is a parameter, as in zero2prod:
-//! binaries pass `std::io::stderr`, a test can pass a buffer.
+//! Logs and traces. Logs: level from `RUST_LOG` (default `info`), format from `LOG_FORMAT`
+//! (`pretty`, the default, or `json` for one JSON object per line); the sink is a parameter, as
+//! in zero2prod. Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and only then), spans are
+//! exported with OTLP over gRPC, configured by the standard OpenTelemetry variables
+//! (`OTEL_SERVICE_NAME` defaults to the binary's name), and W3C `traceparent` headers are
+//! continued and propagated.
 
-use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
+use opentelemetry::{global, propagation::Extractor, trace::TracerProvider as _};
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
+use tracing_subscriber::{
+    fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer,
+};
 
-/// Installs the global subscriber writing to `sink`. Safe to call more than once (later calls
-/// do nothing), so `bookstore up` and tests can start several services in one process.
-pub fn init<W>(sink: W)
+/// Flushes and stops trace export when dropped: `main` holds it until the process ends.
+#[must_use = "traces are flushed when this is dropped: keep it until the process ends"]
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber writing logs to `sink` and, with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, exporting spans of `service_name`. Safe to call more than
+/// once (later calls do nothing), so `bookstore up` and tests can start several services in one
+/// process. Must run inside the Tokio runtime (the OTLP exporter is a tonic client).
+pub fn init<W>(sink: W, service_name: &str) -> Telemetry
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(sink);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(sink);
+    let fmt = if json {
+        fmt.json().flatten_event(true).boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .is_some()
+        .then(|| tracer_provider(service_name))
+        .and_then(|built| match built {
+            Ok(provider) => Some(provider),
+            Err(e) => {
+                eprintln!("{service_name}: traces are off: {e}");
+                None
+            }
+        });
+    let otel = provider.as_ref().map(|provider| {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("bookstore"))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .is_ok();
+    Telemetry {
+        provider: provider.filter(|_| installed),
+    }
+}
+
+fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()?;
+    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_string());
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(name).build())
+        .build())
+}
+
+/// Reads W3C trace context from HTTP/2 request headers.
+pub(crate) struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }

@@ -217,9 +217,19 @@ impl ChildService {
     /// Starts `binary` with `args` (which should include `--listen 127.0.0.1:0`) and waits for
     /// its listening log line.
     pub fn start(binary: &std::path::Path, args: &[&str]) -> ChildService {
+        Self::start_with_env(binary, args, &[])
+    }
+
+    /// Like [`ChildService::start`], with extra environment variables.
+    pub fn start_with_env(
+        binary: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ChildService {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())

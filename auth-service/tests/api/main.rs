@@ -13,3 +13,4 @@ mod serving;
 mod sessions;
 mod throttle;
 mod tls;
+mod traces;
