@@ -15,12 +15,13 @@ use bookstore_contract::{
     proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
     token::KeySet,
 };
-use bookstore_kit::{auth::SharedKeys, metrics::Metrics};
+use bookstore_kit::{auth::SharedKeys, client::PropagateTrace, metrics::Metrics};
 use prometheus::{IntCounterVec, IntGauge};
 use tokio::{
     sync::{oneshot, Notify},
     time::Instant,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Background refresh period.
@@ -32,7 +33,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Keeps [`SharedKeys`] filled from auth-service's GetJwks.
 pub struct KeyFetcher {
-    client: AuthServiceClient<Channel>,
+    client: AuthServiceClient<InterceptedService<Channel, PropagateTrace>>,
     /// The verifier's keys.
     keys: SharedKeys,
     /// Woken by the interceptor on an unknown kid.
@@ -59,7 +60,7 @@ impl KeyFetcher {
             .expect("valid metric");
         metrics.register(held.clone());
         KeyFetcher {
-            client: AuthServiceClient::new(channel),
+            client: AuthServiceClient::with_interceptor(channel, PropagateTrace),
             keys,
             unknown_kid,
             ready: Some(ready),
@@ -97,7 +98,14 @@ impl KeyFetcher {
 
     /// Fetches the keys; on success replaces the held set. Returns whether keys are now held.
     async fn refresh(&mut self) -> bool {
-        match self.client.get_jwks(GetJwksRequest {}).await {
+        use tracing::Instrument;
+        let span = tracing::info_span!("refresh public keys", otel.kind = "client");
+        let fetched = self
+            .client
+            .get_jwks(GetJwksRequest {})
+            .instrument(span)
+            .await;
+        match fetched {
             Ok(response) => {
                 let set = KeySet::from_jwks(&response.into_inner().keys);
                 if set.is_empty() {

@@ -52,6 +52,20 @@ pub enum Command {
     Books(BooksCommand),
 }
 
+impl Command {
+    /// The command's name, for its trace span (`bookstore login`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "bookstore up",
+            Command::Register(_) => "bookstore register",
+            Command::Login(_) => "bookstore login",
+            Command::Logout => "bookstore logout",
+            Command::Whoami => "bookstore whoami",
+            Command::Books(_) => "bookstore books",
+        }
+    }
+}
+
 /// `bookstore up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {

@@ -7,8 +7,8 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, user_service_client::UserServiceClient},
     book::book_service_client::BookServiceClient,
 };
-use bookstore_kit::config::ClientTls;
-use tonic::transport::Channel;
+use bookstore_kit::{client::PropagateTrace, config::ClientTls};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 use crate::commands::Urls;
 
@@ -20,24 +20,30 @@ async fn channel(url: &str, tls: &ClientTls, service: &str) -> anyhow::Result<Ch
         .with_context(|| format!("cannot reach {service} at {url} (is `bookstore up` running?)"))
 }
 
+/// A channel whose calls carry the command's trace context (when traces are on).
+type Traced = InterceptedService<Channel, PropagateTrace>;
+
 /// AuthService of `urls`.
-pub async fn auth(urls: &Urls) -> anyhow::Result<AuthServiceClient<Channel>> {
-    Ok(AuthServiceClient::new(
+pub async fn auth(urls: &Urls) -> anyhow::Result<AuthServiceClient<Traced>> {
+    Ok(AuthServiceClient::with_interceptor(
         channel(&urls.auth, &urls.tls, "auth-service").await?,
+        PropagateTrace,
     ))
 }
 
 /// UserService of `urls`.
-pub async fn users(urls: &Urls) -> anyhow::Result<UserServiceClient<Channel>> {
-    Ok(UserServiceClient::new(
+pub async fn users(urls: &Urls) -> anyhow::Result<UserServiceClient<Traced>> {
+    Ok(UserServiceClient::with_interceptor(
         channel(&urls.auth, &urls.tls, "auth-service").await?,
+        PropagateTrace,
     ))
 }
 
 /// BookService of `urls`.
-pub async fn books(urls: &Urls) -> anyhow::Result<BookServiceClient<Channel>> {
-    Ok(BookServiceClient::new(
+pub async fn books(urls: &Urls) -> anyhow::Result<BookServiceClient<Traced>> {
+    Ok(BookServiceClient::with_interceptor(
         channel(&urls.book, &urls.tls, "book-service").await?,
+        PropagateTrace,
     ))
 }
 

@@ -34,11 +34,29 @@ async fn main() -> ExitCode {
             let _telemetry = bookstore_kit::telemetry::init(std::io::stderr, "bookstore");
             up::run(args).await
         }
-        Command::Register(credentials) => commands::register(&urls, credentials).await,
-        Command::Login(credentials) => commands::login(&urls, credentials).await,
-        Command::Logout => commands::logout(&urls).await,
-        Command::Whoami => commands::whoami(&urls).await,
-        Command::Books(command) => commands::books(&urls, command).await,
+        command => {
+            // With OTEL_EXPORTER_OTLP_ENDPOINT set, each command is one client span whose
+            // context travels with its calls (`traceparent`), so the services' spans join it.
+            let _telemetry = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").map(|_| {
+                bookstore_kit::telemetry::init_with_level(std::io::stderr, "bookstore", "warn")
+            });
+            let span = tracing::info_span!(
+                "bookstore command",
+                otel.name = command.name(),
+                otel.kind = "client"
+            );
+            let run = async {
+                match command {
+                    Command::Register(credentials) => commands::register(&urls, credentials).await,
+                    Command::Login(credentials) => commands::login(&urls, credentials).await,
+                    Command::Logout => commands::logout(&urls).await,
+                    Command::Whoami => commands::whoami(&urls).await,
+                    Command::Books(command) => commands::books(&urls, command).await,
+                    Command::Up(_) => unreachable!("handled above"),
+                }
+            };
+            tracing::Instrument::instrument(run, span).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,9 @@ use bookstore_contract::{
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-use crate::clock::Clock;
+use tracing::Instrument;
+
+use crate::{client::PropagateTrace, clock::Clock};
 
 /// The revocations a verifier knows. Cheap to clone; clones share the set.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +108,7 @@ pub async fn watch(
     clock: Clock,
     mut caught_up: Option<oneshot::Sender<()>>,
 ) {
-    let mut client = RevocationServiceClient::new(channel);
+    let mut client = RevocationServiceClient::with_interceptor(channel, PropagateTrace);
     let mut backoff = Duration::from_millis(100);
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut down_since: Option<tokio::time::Instant> = None;
@@ -114,7 +116,8 @@ pub async fn watch(
         let request = WatchRevocationsRequest {
             after: revocations.cursor(),
         };
-        match client.watch_revocations(request).await {
+        let span = tracing::info_span!("watch revocations", otel.kind = "client");
+        match client.watch_revocations(request).instrument(span).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {

@@ -34,7 +34,17 @@ pub fn init<W>(sink: W, service_name: &str) -> Telemetry
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_level(sink, service_name, "info")
+}
+
+/// [`init`] with another log level than `info` when `RUST_LOG` is unset (the CLI's client
+/// commands log only warnings, so their stderr stays for their one-line errors).
+pub fn init_with_level<W>(sink: W, service_name: &str, default_level: &str) -> Telemetry
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(sink);
     let fmt = if json {

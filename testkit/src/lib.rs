@@ -3,6 +3,7 @@
 //! constants tests share. Never a dependency of a binary.
 
 pub mod forgery;
+pub mod otlp;
 pub mod pki;
 
 use std::{net::SocketAddr, path::Path};

@@ -3,82 +3,20 @@
 //! incoming W3C `traceparent`; the call's log line carries the trace id. The receiver is a real
 //! OTLP TraceService built from the OpenTelemetry protobuf definitions.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use bookstore_contract::proto::auth::{auth_service_client::AuthServiceClient, RegisterRequest};
-use bookstore_testkit::ChildService;
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        trace_service_server::{TraceService, TraceServiceServer},
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    },
-    common::v1::{any_value::Value, KeyValue},
-    trace::v1::Span,
+use bookstore_testkit::{
+    otlp::{attribute, hex, string, Receiver, Value},
+    ChildService,
 };
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use crate::helpers::{binary, PASSWORD};
 
-/// An OTLP trace receiver that keeps every span it is sent, with its service name.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut kept = self.0.lock().expect("lock");
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .as_ref()
-                .and_then(|r| string(&r.attributes, "service.name"))
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                for span in scope.spans {
-                    kept.push((service.clone(), span));
-                }
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-}
-
-fn string(attributes: &[KeyValue], key: &str) -> Option<String> {
-    match attribute(attributes, key)? {
-        Value::StringValue(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn each_call_is_a_server_span_continuing_the_callers_trace() {
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let otlp = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (receiver, otlp) = Receiver::start().await;
 
     let dir = tempfile::tempdir().expect("dir");
     let db = crate::helpers::database_url(dir.path());
@@ -109,21 +47,11 @@ async fn each_call_is_a_server_span_continuing_the_callers_trace() {
         .await
         .expect("register");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (service, span) = loop {
-        let found = receiver
-            .0
-            .lock()
-            .expect("lock")
-            .iter()
-            .find(|(_, span)| span.name == "bookstore.auth.v1.AuthService/Register")
-            .cloned();
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "no span exported within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (service, span) = receiver
+        .wait_for(Duration::from_secs(10), |_, span| {
+            span.name == "bookstore.auth.v1.AuthService/Register"
+        })
+        .await;
     assert_eq!(service, "auth-service");
     assert_eq!(
         hex(&span.trace_id),

@@ -11,3 +11,4 @@ mod keys;
 mod paging;
 mod revocation;
 mod tls;
+mod traces;

@@ -1,0 +1,57 @@
+//! Traces across the pair: book-service's calls to auth-service carry its trace context, so
+//! auth-service's server span is the child of book-service's client span in the same trace.
+
+use std::time::Duration;
+
+use bookstore_testkit::{
+    otlp::{hex, Receiver},
+    workspace_binary, ChildService,
+};
+
+use crate::helpers::wait_serving;
+
+#[tokio::test]
+async fn book_service_calls_to_auth_service_continue_its_trace() {
+    let (receiver, otlp) = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let auth_db = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let auth = ChildService::start_with_env(
+        &workspace_binary("auth-service"),
+        &["--listen", "127.0.0.1:0", "--database-url", &auth_db],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let books_db = format!("sqlite://{}", dir.path().join("books.db").display());
+    let book = ChildService::start_with_env(
+        &workspace_binary("book-service"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &books_db,
+            "--auth-url",
+            &auth.url(),
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    wait_serving(book.addr.parse().expect("addr"), Duration::from_secs(10)).await;
+
+    let (_, client) = receiver
+        .wait_for(Duration::from_secs(10), |service, span| {
+            service == "book-service" && span.name == "refresh public keys"
+        })
+        .await;
+    let (_, server) = receiver
+        .wait_for(Duration::from_secs(10), |service, span| {
+            service == "auth-service"
+                && span.name == "bookstore.auth.v1.AuthService/GetJwks"
+                && span.trace_id == client.trace_id
+        })
+        .await;
+    assert_eq!(hex(&server.parent_span_id), hex(&client.span_id));
+}
