@@ -323,12 +323,68 @@ async fn main() {
         .await;
     }
     get_book_over_tls(&dir, auth_addr, &token, &id).await;
+    get_book_while_scraped(&dir, auth_addr, &token, &id).await;
     revocation_latency(&auth, &books).await;
     revocations_held(&dir, &auth, &books, &token, &id).await;
     println!(
         "peak RSS of this process (both services + clients): {:.1} MiB",
         peak_rss_mib()
     );
+}
+
+/// GetBook on a second book-service (same database) with its HTTP side door on and `/metrics`
+/// scraped every second, as Prometheus would: against the plain GetBook line, the cost of
+/// `--http-listen` (the gRPC metrics themselves are counted either way).
+async fn get_book_while_scraped(
+    dir: &tempfile::TempDir,
+    auth_addr: std::net::SocketAddr,
+    token: &str,
+    id: &str,
+) {
+    let mut config = book_service::Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.http_listen = Some(any_port());
+    config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    config.auth_url = format!("http://{auth_addr}");
+    let server = Server::start(book_service::build(config).await.expect("book-service"));
+    let http = server.http.expect("side door");
+    let scraping = tokio::spawn(async move {
+        loop {
+            let scraped = bookstore_testkit::http_request(http, "GET", "/metrics").await;
+            assert_eq!(scraped.status, 200);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let books = BookServiceClient::new(
+        Channel::from_shared(format!("http://{}", server.addr))
+            .expect("url")
+            .connect_lazy(),
+    );
+    while books
+        .clone()
+        .get_book(bearer(GetBookRequest { id: id.to_string() }, token))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (t, id) = (token.to_string(), id.to_string());
+    load(
+        "GetBook, --http-listen, scraped 1/s",
+        20_000,
+        32,
+        move |_| {
+            let (mut b, t, id) = (books.clone(), t.clone(), id.clone());
+            async move {
+                b.get_book(bearer(GetBookRequest { id }, &t))
+                    .await
+                    .expect("get");
+            }
+        },
+    )
+    .await;
+    scraping.abort();
+    server.stop().await;
 }
 
 /// GetBook over TLS: a second book-service with a TLS listener on the same database, driven
