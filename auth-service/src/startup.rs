@@ -97,18 +97,9 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
-        revocations.clone(),
+        revocations,
         &metrics,
     );
-    let held = metrics.gauge(
-        "bookstore_revocations_held",
-        "Revocations this verifier holds (until the tokens they cover expire).",
-        &[],
-    );
-    metrics.sample_before_scrape(move || {
-        held.with_label_values(&[] as &[&str])
-            .set(i64::try_from(revocations.len()).unwrap_or(i64::MAX));
-    });
     let jwks = jwks_route(accounts.keys.clone());
     let reload = tokio::spawn(reload_keys(accounts.clone()));
     let purge = tokio::spawn(purge_periodically(accounts.clone()));

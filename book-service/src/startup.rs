@@ -85,19 +85,10 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             audience: config.audience.clone(),
         },
         DOMAIN,
-        revocations.clone(),
+        revocations,
         &metrics,
         unknown_kid,
     );
-    let held = metrics.gauge(
-        "bookstore_revocations_held",
-        "Revocations this verifier holds (until the tokens they cover expire).",
-        &[],
-    );
-    metrics.sample_before_scrape(move || {
-        held.with_label_values(&[] as &[&str])
-            .set(i64::try_from(revocations.len()).unwrap_or(i64::MAX));
-    });
     let routes = Routes::new(InterceptedService::new(
         BookServiceServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES),
         authenticator,

@@ -332,6 +332,28 @@ async fn main() {
     );
 }
 
+/// 20,000 GetBook calls of `id` over `books`, 32 in flight, once that book-service serves.
+async fn get_books(label: &str, books: BookServiceClient<Channel>, token: &str, id: &str) {
+    while books
+        .clone()
+        .get_book(bearer(GetBookRequest { id: id.to_string() }, token))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (t, id) = (token.to_string(), id.to_string());
+    load(label, 20_000, 32, move |_| {
+        let (mut b, t, id) = (books.clone(), t.clone(), id.clone());
+        async move {
+            b.get_book(bearer(GetBookRequest { id }, &t))
+                .await
+                .expect("get");
+        }
+    })
+    .await;
+}
+
 /// GetBook on a second book-service (same database) with its HTTP side door on and `/metrics`
 /// scraped every second, as Prometheus would: against the plain GetBook line, the cost of
 /// `--http-listen` (the gRPC metrics themselves are counted either way).
@@ -360,29 +382,7 @@ async fn get_book_while_scraped(
             .expect("url")
             .connect_lazy(),
     );
-    while books
-        .clone()
-        .get_book(bearer(GetBookRequest { id: id.to_string() }, token))
-        .await
-        .is_err()
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (t, id) = (token.to_string(), id.to_string());
-    load(
-        "GetBook, --http-listen, scraped 1/s",
-        20_000,
-        32,
-        move |_| {
-            let (mut b, t, id) = (books.clone(), t.clone(), id.clone());
-            async move {
-                b.get_book(bearer(GetBookRequest { id }, &t))
-                    .await
-                    .expect("get");
-            }
-        },
-    )
-    .await;
+    get_books("GetBook, --http-listen, scraped 1/s", books, token, id).await;
     scraping.abort();
     server.stop().await;
 }
@@ -413,24 +413,7 @@ async fn get_book_over_tls(
             .expect("endpoint")
             .connect_lazy();
     let books = BookServiceClient::new(channel);
-    while books
-        .clone()
-        .get_book(bearer(GetBookRequest { id: id.to_string() }, token))
-        .await
-        .is_err()
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (t, id) = (token.to_string(), id.to_string());
-    load("GetBook over TLS (cached token)", 20_000, 32, move |_| {
-        let (mut b, t, id) = (books.clone(), t.clone(), id.clone());
-        async move {
-            b.get_book(bearer(GetBookRequest { id }, &t))
-                .await
-                .expect("get over TLS");
-        }
-    })
-    .await;
+    get_books("GetBook over TLS (cached token)", books, token, id).await;
     server.stop().await;
 }
 

@@ -3,11 +3,12 @@
 //! [`App::local_addr`] and [`App::run_until_stopped`]. Tests bind port 0 and learn the port
 //! before the first call, with no sleeps.
 //!
-//! The builder owns the gRPC listener and the lifecycle: serving with the limits of
-//! [`crate::server`], health and reflection beside the service's routes, then on shutdown the
-//! service's background tasks stop, health turns NOT_SERVING, in-flight calls drain (bounded by
-//! [`server::DRAIN_TIMEOUT`]) and the database closes. A second (HTTP) listener and TLS belong
-//! here too when they come, so both services get them at once.
+//! The builder owns the listeners and the lifecycle: the gRPC listener (TLS when configured,
+//! [`crate::tls`]) serving with the limits of [`crate::server`], health and reflection beside
+//! the service's routes and every call counted in its [`Metrics`]; the HTTP side door
+//! (`--http-listen`, [`crate::http`]); then on shutdown the service's background tasks and
+//! streams stop, health turns NOT_SERVING, in-flight calls drain (bounded by
+//! [`server::DRAIN_TIMEOUT`]) and the database closes. Both services get all of it at once.
 
 use std::{future::Future, net::SocketAddr};
 
@@ -102,11 +103,6 @@ impl App {
     /// The address of the HTTP side door, when there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
-    /// Whether the listener serves TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
     }
 
     /// The address the gRPC listener is bound to.

@@ -112,6 +112,16 @@ impl Authenticator {
         )
         .expect("valid metric");
         metrics.register(cache_hits.clone());
+        let held = metrics.gauge(
+            "bookstore_revocations_held",
+            "Revocations this verifier holds (until the tokens they cover expire).",
+            &[],
+        );
+        let counted = revocations.clone();
+        metrics.sample_before_scrape(move || {
+            held.with_label_values(&[] as &[&str])
+                .set(i64::try_from(counted.len()).unwrap_or(i64::MAX));
+        });
         Authenticator {
             inner: Arc::new(Inner {
                 keys,
