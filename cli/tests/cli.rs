@@ -429,3 +429,68 @@ fn up_with_tls_makes_a_local_ca_once_and_the_client_commands_use_it() {
         "the CA is untouched"
     );
 }
+
+// Several threads: the OTLP receiver must answer while this test waits on the processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_command_is_one_span_whose_trace_the_services_join() {
+    use bookstore_testkit::otlp::Receiver;
+    let (receiver, otlp) = Receiver::start().await;
+    let data = tempfile::tempdir().expect("data");
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut child = up_command(data.path(), &[])
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("up");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut url = |service: &str| loop {
+        let line = lines.next().expect("up exited").expect("line");
+        if let Some(rest) = line.trim().strip_prefix(service) {
+            break rest.trim().to_string();
+        }
+    };
+    let auth_url = url("auth-service");
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_bookstore"))
+        .args(["register", "traced", "--password-stdin"])
+        .env("BOOKSTORE_AUTH_URL", &auth_url)
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{PASSWORD}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("register");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_, command) = receiver
+        .wait_for(Duration::from_secs(10), |service, span| {
+            service == "bookstore" && span.name == "bookstore register"
+        })
+        .await;
+    let (_, server) = receiver
+        .wait_for(Duration::from_secs(10), |_, span| {
+            span.name == "bookstore.auth.v1.AuthService/Register"
+                && span.trace_id == command.trace_id
+        })
+        .await;
+    assert_eq!(server.parent_span_id, command.span_id);
+    let _ = child.kill();
+    let _ = child.wait();
+}

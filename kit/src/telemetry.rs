@@ -47,10 +47,12 @@ where
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(sink);
+    // The log level filters the log lines only: spans are exported at `info` whatever
+    // `RUST_LOG` says, so quieter logs never cost traces.
     let fmt = if json {
-        fmt.json().flatten_event(true).boxed()
+        fmt.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        fmt.boxed()
+        fmt.with_filter(filter).boxed()
     };
     let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")
         .is_some()
@@ -64,10 +66,11 @@ where
         });
     let otel = provider.as_ref().map(|provider| {
         global::set_text_map_propagator(TraceContextPropagator::new());
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("bookstore"))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("bookstore"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init()
