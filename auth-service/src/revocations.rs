@@ -10,7 +10,11 @@
 use std::time::Duration;
 
 use bookstore_contract::proto::auth::{Revocation, WatchRevocationsResponse};
-use bookstore_kit::{clock::timestamp_from_seconds, revocation::Revocations, Stopping};
+use bookstore_kit::{
+    clock::timestamp_from_seconds,
+    revocation::{Revocations, PRUNE_INTERVAL},
+    Stopping,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -87,7 +91,7 @@ pub async fn follow(
         None => return Ok(tokio::spawn(async {})),
     }
     Ok(tokio::spawn(async move {
-        let mut prune = tokio::time::interval(Duration::from_secs(30));
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
             tokio::select! {
                 next = stream.next() => match next {

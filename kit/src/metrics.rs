@@ -27,7 +27,9 @@ use prost::Message;
 pub struct Metrics {
     registry: Registry,
     grpc: Arc<GrpcMetrics>,
-    methods: Arc<HashMap<String, Method>>,
+    methods: Arc<HashMap<String, Arc<Method>>>,
+    /// The labels of paths outside the descriptor sets.
+    unknown: Arc<Method>,
     /// Run before each scrape, to read gauges that are cheaper to sample than to track.
     samplers: Arc<std::sync::Mutex<Vec<Sampler>>>,
 }
@@ -71,7 +73,7 @@ impl Method {
 }
 
 /// Every RPC of the encoded `FileDescriptorSet`s, by request path (`/package.Service/Method`).
-fn methods(descriptor_sets: &[&[u8]]) -> HashMap<String, Method> {
+fn methods(descriptor_sets: &[&[u8]]) -> HashMap<String, Arc<Method>> {
     let mut methods = HashMap::new();
     for set in descriptor_sets {
         let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
@@ -89,11 +91,11 @@ fn methods(descriptor_sets: &[&[u8]]) -> HashMap<String, Method> {
                     };
                     methods.insert(
                         format!("/{full}/{}", method.name()),
-                        Method {
+                        Arc::new(Method {
                             service: full.clone(),
                             method: method.name().to_string(),
                             kind,
-                        },
+                        }),
                     );
                 }
             }
@@ -189,6 +191,7 @@ impl Metrics {
         let metrics = Metrics {
             registry,
             methods: Arc::new(methods(descriptor_sets)),
+            unknown: Arc::new(Method::unknown()),
             grpc: Arc::new(grpc),
             samplers: Arc::default(),
         };
@@ -247,11 +250,8 @@ impl Metrics {
 
     /// Counts a call to `path` as started (and its request message as received).
     pub(crate) fn start(&self, path: &str) -> Call {
-        let method = self
-            .methods
-            .get(path)
-            .cloned()
-            .unwrap_or_else(Method::unknown);
+        // Shared labels: no allocation per call.
+        let method = self.methods.get(path).unwrap_or(&self.unknown).clone();
         let labels = method.labels();
         self.grpc.started.with_label_values(&labels).inc();
         self.grpc.received.with_label_values(&labels).inc();
@@ -268,7 +268,7 @@ impl Metrics {
 /// `Canceled`).
 pub(crate) struct Call {
     metrics: Metrics,
-    method: Method,
+    method: Arc<Method>,
     start: Instant,
     finished: bool,
 }
@@ -334,7 +334,7 @@ pin_project_lite::pin_project! {
         call: Option<Call>,
         // Bytes left of the message being read, and the length prefix read so far.
         left: usize,
-        prefix: Vec<u8>,
+        prefix: Prefix,
     }
 }
 
@@ -344,13 +344,13 @@ impl<B> CountedBody<B> {
             inner,
             call,
             left: 0,
-            prefix: Vec::with_capacity(5),
+            prefix: Prefix::default(),
         }
     }
 }
 
 /// Counts the messages that start in `data`, given what the previous chunks left open.
-fn count_messages(mut data: &[u8], left: &mut usize, prefix: &mut Vec<u8>) -> u64 {
+fn count_messages(mut data: &[u8], left: &mut usize, prefix: &mut Prefix) -> u64 {
     let mut started = 0;
     while !data.is_empty() {
         if *left > 0 {
@@ -359,17 +359,25 @@ fn count_messages(mut data: &[u8], left: &mut usize, prefix: &mut Vec<u8>) -> u6
             data = &data[skip..];
             continue;
         }
-        let need = 5 - prefix.len();
-        let take = need.min(data.len());
-        prefix.extend_from_slice(&data[..take]);
+        let take = (5 - prefix.len).min(data.len());
+        prefix.bytes[prefix.len..prefix.len + take].copy_from_slice(&data[..take]);
+        prefix.len += take;
         data = &data[take..];
-        if prefix.len() == 5 {
+        if prefix.len == 5 {
             started += 1;
-            *left = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-            prefix.clear();
+            let [_, a, b, c, d] = prefix.bytes;
+            *left = u32::from_be_bytes([a, b, c, d]) as usize;
+            prefix.len = 0;
         }
     }
     started
+}
+
+/// The 5-byte gRPC message prefix (compression flag, big-endian length) read so far.
+#[derive(Debug, Default)]
+pub(crate) struct Prefix {
+    bytes: [u8; 5],
+    len: usize,
 }
 
 impl<B> Body for CountedBody<B>
@@ -437,7 +445,7 @@ mod tests {
             m
         };
         let stream: Vec<u8> = [message(3), message(0), message(10)].concat();
-        let (mut left, mut prefix) = (0, Vec::new());
+        let (mut left, mut prefix) = (0, Prefix::default());
         let mut total = 0;
         for chunk in stream.chunks(4) {
             total += count_messages(chunk, &mut left, &mut prefix);

@@ -93,7 +93,7 @@ impl Revocations {
 }
 
 /// How often expired revocations are forgotten.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
