@@ -1,11 +1,14 @@
-//! All SQL of auth-service. Each function is one statement or one `BEGIN IMMEDIATE`
-//! transaction; nothing is acknowledged to a caller before its commit.
+//! All SQL of auth-service, one code path for SQLite and PostgreSQL ([`bookstore_kit::storage`]).
+//! Each function is one statement or one writing transaction; nothing is acknowledged to a
+//! caller before its commit. What must happen exactly once across replicas rests on the
+//! database: conditional updates (a refresh token is spent by the one `UPDATE` that finds it
+//! unspent), row locks (throttle counters) and table locks (signing keys, revocation cursors).
 
 use bookstore_kit::{
     paging::Cursor,
-    storage::{self as sqlite, Database},
+    storage::{self, lock_table, Backend, Database, Migrations},
 };
-use sqlx::{sqlite::SqliteRow, FromRow, Row};
+use sqlx::{any::AnyRow, Any, FromRow, Row, Transaction};
 
 use crate::{
     error::{Error, Result},
@@ -17,7 +20,7 @@ use crate::{
 pub struct Db(Database);
 
 /// A row of `users`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: String,
     pub username: String,
@@ -28,6 +31,21 @@ pub struct UserRow {
     pub disabled: bool,
     /// Access tokens issued before this are revoked; new ones carry an `iat` no earlier.
     pub tokens_not_before: i64,
+}
+
+impl FromRow<'_, AnyRow> for UserRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        // Flags are stored as 0/1 integers on both backends.
+        Ok(UserRow {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            password_hash: row.try_get("password_hash")?,
+            admin: row.try_get::<i64, _>("admin")? != 0,
+            create_time: row.try_get("create_time")?,
+            disabled: row.try_get::<i64, _>("disabled")? != 0,
+            tokens_not_before: row.try_get("tokens_not_before")?,
+        })
+    }
 }
 
 /// A row of `revocations`: exactly one of `session_id` and `user_id` is set.
@@ -79,9 +97,11 @@ const USER_COLUMNS: &str =
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Db(
-            Database::connect(url, &sqlx::migrate!("./migrations")).await?
-        ))
+        let migrations = Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+        };
+        Ok(Db(Database::connect(url, &migrations).await?))
     }
 
     /// The storage underneath (secrets, closing).
@@ -96,17 +116,17 @@ impl Db {
         let mut tx = self.0.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, username, password_hash, admin, create_time)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&user.id)
         .bind(&user.username)
         .bind(&user.password_hash)
-        .bind(user.admin)
+        .bind(i64::from(user.admin))
         .bind(user.create_time)
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if sqlite::is_unique_violation(&e) => return Err(Error::UsernameTaken),
+            Err(e) if storage::is_unique_violation(&e) => return Err(Error::UsernameTaken),
             other => other?,
         };
         tx.commit().await?;
@@ -115,7 +135,7 @@ impl Db {
 
     /// The user called `username` (already lower-case).
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
         Ok(sqlx::query_as(&sql)
             .bind(username)
             .fetch_optional(&self.0.reader)
@@ -124,7 +144,7 @@ impl Db {
 
     /// The user with id `id`.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         Ok(sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(&self.0.reader)
@@ -134,7 +154,7 @@ impl Db {
     /// Makes `username` an admin; false when there is no such user.
     pub async fn promote(&self, username: &str) -> Result<bool> {
         let mut tx = self.0.begin_write().await?;
-        let done = sqlx::query("UPDATE users SET admin = 1 WHERE username = ?")
+        let done = sqlx::query("UPDATE users SET admin = 1 WHERE username = $1")
             .bind(username)
             .execute(&mut *tx)
             .await?;
@@ -146,8 +166,8 @@ impl Db {
     pub async fn list_users(&self, after: Option<&Cursor>, limit: i64) -> Result<Vec<UserRow>> {
         let (time, id) = after.map_or((i64::MIN, ""), |c| (c.create_time, c.id.as_str()));
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > (?, ?)
-             ORDER BY create_time, id LIMIT ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > ($1, $2)
+             ORDER BY create_time, id LIMIT $3"
         );
         Ok(sqlx::query_as(&sql)
             .bind(time)
@@ -166,12 +186,12 @@ impl Db {
         revoking: Revoking,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        revoke_user(&mut tx, user_id, revoking).await?;
+        revoke_user(&mut tx, self.0.backend(), user_id, revoking).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -187,13 +207,13 @@ impl Db {
     ) -> Result<Option<String>> {
         let mut tx = self.0.begin_write().await?;
         let user_id: Option<String> =
-            sqlx::query_scalar("UPDATE users SET disabled = ? WHERE username = ? RETURNING id")
-                .bind(disabled)
+            sqlx::query_scalar("UPDATE users SET disabled = $1 WHERE username = $2 RETURNING id")
+                .bind(i64::from(disabled))
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?;
         if let (Some(user_id), true) = (&user_id, disabled) {
-            revoke_user(&mut tx, user_id, revoking).await?;
+            revoke_user(&mut tx, self.0.backend(), user_id, revoking).await?;
         }
         tx.commit().await?;
         Ok(user_id)
@@ -211,7 +231,7 @@ impl Db {
     ) -> Result<Vec<RevocationRow>> {
         Ok(sqlx::query_as(
             "SELECT cursor, session_id, user_id, not_before, expire_time FROM revocations
-             WHERE cursor > ? AND expire_time > ? ORDER BY cursor LIMIT ?",
+             WHERE cursor > $1 AND expire_time > $2 ORDER BY cursor LIMIT $3",
         )
         .bind(cursor)
         .bind(now)
@@ -222,33 +242,35 @@ impl Db {
 
     // ---- signing keys ----
 
-    /// Every signing key, newest first.
+    /// Every signing key, the active one (never retired) first, then the newest.
     pub async fn signing_keys(&self) -> Result<Vec<KeyRow>> {
         Ok(sqlx::query_as(
             "SELECT kid, private_key, create_time, retire_time FROM signing_keys
-             ORDER BY create_time DESC, rowid DESC",
+             ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid",
         )
         .fetch_all(&self.0.reader)
         .await?)
     }
 
     /// Adds `key` as the active key. With `only_if_none`, does nothing when a key exists
-    /// (first start); otherwise retires the current key (rotation).
+    /// (first start); otherwise retires the current key (rotation). The table is locked
+    /// first, so replicas starting together on a fresh database make one key, not one each.
     pub async fn add_signing_key(&self, key: &KeyRow, only_if_none: bool) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
+        lock_table(&mut tx, self.0.backend(), "signing_keys").await?;
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys")
             .fetch_one(&mut *tx)
             .await?;
         if only_if_none && existing > 0 {
             return Ok(());
         }
-        sqlx::query("UPDATE signing_keys SET retire_time = ? WHERE retire_time IS NULL")
+        sqlx::query("UPDATE signing_keys SET retire_time = $1 WHERE retire_time IS NULL")
             .bind(key.create_time)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, private_key, create_time, retire_time)
-             VALUES (?, ?, ?, NULL)",
+             VALUES ($1, $2, $3, NULL)",
         )
         .bind(&key.kid)
         .bind(&key.private_key)
@@ -272,7 +294,7 @@ impl Db {
         let mut tx = self.0.begin_write().await?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
-             VALUES (?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(family_id)
@@ -285,8 +307,8 @@ impl Db {
     }
 
     /// Spends the token `old_hash` and stores `new_hash` in its family, or revokes the family
-    /// when `old_hash` was already spent. One transaction, so two racing refreshes of one token
-    /// cannot both succeed.
+    /// when `old_hash` was already spent. The token is spent by one conditional `UPDATE`: of
+    /// two racing refreshes of one token (on any replicas) exactly one finds it unspent.
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -295,9 +317,40 @@ impl Db {
     ) -> Result<Rotation> {
         let now = revoking.now;
         let mut tx = self.0.begin_write().await?;
-        let row: Option<SqliteRow> = sqlx::query(
+        let spent: Option<AnyRow> = sqlx::query(
+            "UPDATE refresh_tokens SET spent = 1
+             WHERE token_hash = $1 AND spent = 0 AND revoked = 0 AND expire_time > $2
+             RETURNING family_id, user_id, expire_time",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = spent {
+            let family_id: String = row.try_get("family_id")?;
+            let user_id: String = row.try_get("user_id")?;
+            let expire_time: i64 = row.try_get("expire_time")?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new_hash)
+            .bind(&family_id)
+            .bind(&user_id)
+            .bind(expire_time)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Rotation::Rotated {
+                user_id,
+                family_id,
+                expire_time,
+            });
+        }
+        // Not spendable: unknown, revoked, expired, or spent before (reuse).
+        let row: Option<AnyRow> = sqlx::query(
             "SELECT family_id, user_id, expire_time, spent, revoked FROM refresh_tokens
-             WHERE token_hash = ?",
+             WHERE token_hash = $1",
         )
         .bind(old_hash)
         .fetch_optional(&mut *tx)
@@ -305,49 +358,27 @@ impl Db {
         let Some(row) = row else {
             return Ok(Rotation::Invalid);
         };
-        let family: String = row.try_get("family_id")?;
-        let user_id: String = row.try_get("user_id")?;
         let expire_time: i64 = row.try_get("expire_time")?;
-        if row.try_get::<bool, _>("revoked")? || now >= expire_time {
+        if row.try_get::<i64, _>("revoked")? != 0 || now >= expire_time {
             return Ok(Rotation::Invalid);
         }
-        if row.try_get::<bool, _>("spent")? {
-            revoke_session(&mut tx, &family, revoking).await?;
-            tx.commit().await?;
-            return Ok(Rotation::Reused { user_id });
-        }
-        sqlx::query("UPDATE refresh_tokens SET spent = 1 WHERE token_hash = ?")
-            .bind(old_hash)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(new_hash)
-        .bind(&family)
-        .bind(&user_id)
-        .bind(expire_time)
-        .execute(&mut *tx)
-        .await?;
+        let family: String = row.try_get("family_id")?;
+        let user_id: String = row.try_get("user_id")?;
+        revoke_session(&mut tx, self.0.backend(), &family, revoking).await?;
         tx.commit().await?;
-        Ok(Rotation::Rotated {
-            user_id,
-            family_id: family,
-            expire_time,
-        })
+        Ok(Rotation::Reused { user_id })
     }
 
     /// Revokes the family of the token `token_hash` (nothing when unknown).
     pub async fn revoke_family(&self, token_hash: &str, revoking: Revoking) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
         let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = ?")
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(family) = family {
-            revoke_session(&mut tx, &family, revoking).await?;
+            revoke_session(&mut tx, self.0.backend(), &family, revoking).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -360,23 +391,36 @@ impl Db {
     pub async fn throttle_counters(&self, keys: &[(Scope, String)]) -> Result<Vec<Counter>> {
         let mut counters = Vec::with_capacity(keys.len());
         for (scope, key) in keys {
-            counters.push(read_counter(&self.0.reader, *scope, key).await?);
+            counters.push(read_counter(&self.0.reader, *scope, key, "").await?);
         }
         Ok(counters)
     }
 
     /// Reads the counters of `keys`, lets `update` change them (or refuse, which changes
     /// nothing), and stores them, all in one write transaction: two attempts can never both
-    /// read the same count.
+    /// read the same count, on one replica or several. Each counter row is made if missing and
+    /// then locked ([`Database::for_update`]), in one global order (`keys` sorted) so that two
+    /// attempts sharing counters cannot deadlock.
     pub async fn update_throttle_counters<T>(
         &self,
         keys: &[(Scope, String)],
         update: impl FnOnce(&mut [Counter]) -> Result<T>,
     ) -> Result<T> {
         let mut tx = self.0.begin_write().await?;
-        let mut counters = Vec::with_capacity(keys.len());
-        for (scope, key) in keys {
-            counters.push(read_counter(&mut *tx, *scope, key).await?);
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1)));
+        let mut counters = vec![Counter::default(); keys.len()];
+        for i in order {
+            let (scope, key) = &keys[i];
+            sqlx::query(
+                "INSERT INTO login_throttle (scope, key, window_start, failures)
+                 VALUES ($1, $2, 0, 0) ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind(scope.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            counters[i] = read_counter(&mut *tx, *scope, key, self.0.for_update()).await?;
         }
         let out = update(&mut counters)?;
         for ((scope, key), counter) in keys.iter().zip(&counters) {
@@ -384,7 +428,7 @@ impl Db {
                 "INSERT INTO login_throttle
                    (scope, key, window_start, failures, lockouts, locked_until, pending,
                     pending_since)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (scope, key) DO UPDATE SET
                    window_start = excluded.window_start, failures = excluded.failures,
                    lockouts = excluded.lockouts, locked_until = excluded.locked_until,
@@ -414,18 +458,18 @@ impl Db {
     pub async fn purge(&self, now: i64, idle_after: i64) -> Result<(u64, u64)> {
         let mut tx = self.0.begin_write().await?;
         let tokens =
-            sqlx::query("DELETE FROM refresh_tokens WHERE expire_time <= ? OR revoked = 1")
+            sqlx::query("DELETE FROM refresh_tokens WHERE expire_time <= $1 OR revoked = 1")
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        sqlx::query("DELETE FROM revocations WHERE expire_time <= ?")
+        sqlx::query("DELETE FROM revocations WHERE expire_time <= $1")
             .bind(now)
             .execute(&mut *tx)
             .await?;
         let counters = sqlx::query(
             "DELETE FROM login_throttle
-             WHERE locked_until <= ? AND window_start <= ? AND pending_since <= ?",
+             WHERE locked_until <= $1 AND window_start <= $2 AND pending_since <= $3",
         )
         .bind(now)
         .bind(now - idle_after)
@@ -441,19 +485,21 @@ impl Db {
 /// Ends the login session `family`: its refresh tokens are revoked and, if any was still live,
 /// a session revocation is recorded for the verifiers.
 async fn revoke_session(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     family: &str,
     revoking: Revoking,
 ) -> Result<(), sqlx::Error> {
     let ended =
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ? AND revoked = 0")
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1 AND revoked = 0")
             .bind(family)
             .execute(&mut **tx)
             .await?
             .rows_affected();
     if ended > 0 {
+        lock_table(tx, backend, "revocations").await?;
         sqlx::query(
-            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)",
+            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES ($1, $2, $3)",
         )
         .bind(family)
         .bind(revoking.expire_time)
@@ -468,23 +514,25 @@ async fn revoke_session(
 /// issued from the next second on are not affected (new tokens carry an `iat` no earlier than
 /// `tokens_not_before`).
 async fn revoke_user(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     user_id: &str,
     revoking: Revoking,
 ) -> Result<(), sqlx::Error> {
     let not_before = revoking.now + 1;
-    sqlx::query("UPDATE users SET tokens_not_before = ? WHERE id = ?")
+    sqlx::query("UPDATE users SET tokens_not_before = $1 WHERE id = $2")
         .bind(not_before)
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?")
+    sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
+    lock_table(tx, backend, "revocations").await?;
     sqlx::query(
         "INSERT INTO revocations (user_id, not_before, expire_time, create_time)
-         VALUES (?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(user_id)
     .bind(not_before)
@@ -495,15 +543,18 @@ async fn revoke_user(
     Ok(())
 }
 
+/// One counter (zero when no row is stored); `lock` is appended to the query.
 async fn read_counter<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
+    executor: impl sqlx::Executor<'e, Database = Any>,
     scope: Scope,
     key: &str,
+    lock: &str,
 ) -> Result<Counter, sqlx::Error> {
-    let row = sqlx::query(
+    let sql = format!(
         "SELECT window_start, failures, lockouts, locked_until, pending, pending_since
-         FROM login_throttle WHERE scope = ? AND key = ?",
-    )
+         FROM login_throttle WHERE scope = $1 AND key = $2{lock}"
+    );
+    let row = sqlx::query(&sql)
     .bind(scope.as_str())
     .bind(key)
     .fetch_optional(executor)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bookstore_contract::{error, error::Violations};
-use bookstore_kit::storage as sqlite;
+use bookstore_kit::storage;
 use tonic::{Code, Status};
 
 /// ErrorInfo domain of every auth-service error.
@@ -111,7 +111,7 @@ impl From<Error> for Status {
                 "ADMIN_REQUIRED",
                 "this RPC is for admins only",
             ),
-            Error::Database(e) => sqlite::database_status(DOMAIN, &e),
+            Error::Database(e) => storage::database_status(DOMAIN, &e),
             Error::Internal(e) => error::internal(DOMAIN, &e),
         }
     }

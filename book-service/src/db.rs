@@ -1,11 +1,14 @@
-//! All SQL of book-service. Each write is one `BEGIN IMMEDIATE` transaction, acknowledged only
-//! after its commit.
+//! All SQL of book-service, one code path for SQLite and PostgreSQL ([`bookstore_kit::storage`]).
+//! Each write is one transaction, acknowledged only after its commit. Across replicas, a
+//! read-modify-write locks the row it read ([`Database::for_update`]) and a request_id is
+//! claimed by the primary key of `create_requests`, so the rules hold without any lock in this
+//! process.
 
 use bookstore_kit::{
     paging::Cursor,
-    storage::{self as sqlite, Database},
+    storage::{self, Backend, Database, Migrations},
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::{any::AnyArguments, query::QueryAs, Any, FromRow};
 
 use crate::{
     error::{Error, Result},
@@ -95,9 +98,11 @@ const BOOK_COLUMNS: &str =
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Db(
-            Database::connect(url, &sqlx::migrate!("./migrations")).await?
-        ))
+        let migrations = Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+        };
+        Ok(Db(Database::connect(url, &migrations).await?))
     }
 
     /// The storage underneath (secrets, closing).
@@ -114,32 +119,36 @@ impl Db {
     ) -> Result<Created> {
         let mut tx = self.0.begin_write().await?;
         if let Some((request_id, fingerprint)) = request {
-            let seen: Option<(String, String)> = sqlx::query_as(
-                "SELECT book_id, fingerprint FROM create_requests WHERE owner_id = ? AND request_id = ?",
-            )
-            .bind(&book.owner_id)
-            .bind(request_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((book_id, fingerprint)) = seen {
-                let book = select_book(&mut *tx, &book.owner_id, &book_id).await?;
-                return Ok(Created::Replay { fingerprint, book });
-            }
-            sqlx::query(
+            // The primary key claims the request_id: a concurrent transaction with the same
+            // one (on any replica) waits here for the first to commit, then inserts nothing.
+            let claimed = sqlx::query(
                 "INSERT INTO create_requests (owner_id, request_id, book_id, fingerprint)
-                 VALUES (?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, request_id) DO NOTHING",
             )
             .bind(&book.owner_id)
             .bind(request_id)
             .bind(&book.id)
             .bind(fingerprint)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                let (book_id, fingerprint): (String, String) = sqlx::query_as(
+                    "SELECT book_id, fingerprint FROM create_requests
+                     WHERE owner_id = $1 AND request_id = $2",
+                )
+                .bind(&book.owner_id)
+                .bind(request_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let book = select_book(&mut *tx, &book.owner_id, &book_id, "").await?;
+                return Ok(Created::Replay { fingerprint, book });
+            }
         }
         let inserted = sqlx::query(
             "INSERT INTO books (id, owner_id, title, title_folded, author, author_folded, publisher,
                                 price_cents, isbn, create_time, update_time, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&book.id)
         .bind(&book.owner_id)
@@ -162,7 +171,7 @@ impl Db {
 
     /// The book `id` of `owner_id`.
     pub async fn book(&self, owner_id: &str, id: &str) -> Result<Option<BookRow>> {
-        select_book(&self.0.reader, owner_id, id).await
+        select_book(&self.0.reader, owner_id, id, "").await
     }
 
     /// Up to `limit` books matching `filter` after `after`, in (create_time, id) order.
@@ -172,27 +181,39 @@ impl Db {
         after: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<BookRow>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {BOOK_COLUMNS} FROM books"));
-        push_filter(&mut query, filter);
-        if let Some(cursor) = after {
-            query
-                .push(" AND (create_time, id) > (")
-                .push_bind(cursor.create_time)
-                .push(", ")
-                .push_bind(cursor.id.clone())
-                .push(")");
+        let (mut sql, args) = filter_sql(filter, self.0.backend());
+        let after = after.map(|c| (c.create_time, c.id.clone()));
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND (create_time, id) > (${}, ${})",
+                args.len() + 1,
+                args.len() + 2
+            ));
         }
-        query
-            .push(" ORDER BY create_time, id LIMIT ")
-            .push_bind(limit);
-        Ok(query.build_query_as().fetch_all(&self.0.reader).await?)
+        sql.push_str(&format!(
+            " ORDER BY create_time, id LIMIT ${}",
+            args.len() + 1 + 2 * usize::from(after.is_some())
+        ));
+        let sql = format!("SELECT {BOOK_COLUMNS} FROM books{sql}");
+        let mut query: QueryAs<'_, Any, BookRow, AnyArguments<'_>> = sqlx::query_as(&sql);
+        for arg in args {
+            query = query.bind(arg);
+        }
+        if let Some((time, id)) = after {
+            query = query.bind(time).bind(id);
+        }
+        Ok(query.bind(limit).fetch_all(&self.0.reader).await?)
     }
 
     /// How many books match `filter`.
     pub async fn count_books(&self, filter: &Filter) -> Result<i64> {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM books");
-        push_filter(&mut query, filter);
-        Ok(query.build_query_scalar().fetch_one(&self.0.reader).await?)
+        let (sql, args) = filter_sql(filter, self.0.backend());
+        let sql = format!("SELECT COUNT(*) FROM books{sql}");
+        let mut query = sqlx::query_scalar(&sql);
+        for arg in args {
+            query = query.bind(arg);
+        }
+        Ok(query.fetch_one(&self.0.reader).await?)
     }
 
     /// Reads the book, lets `change` compute its new fields (or refuse), and stores them with
@@ -206,7 +227,7 @@ impl Db {
         now: i64,
     ) -> Result<BookRow> {
         let mut tx = self.0.begin_write().await?;
-        let mut book = select_book(&mut *tx, owner_id, id)
+        let mut book = select_book(&mut *tx, owner_id, id, self.0.for_update())
             .await?
             .ok_or(Error::NotFound)?;
         let fields = change(&book)?;
@@ -214,9 +235,9 @@ impl Db {
         book.update_time = now.max(book.update_time);
         book.version += 1;
         let updated = sqlx::query(
-            "UPDATE books SET title = ?, title_folded = ?, author = ?, author_folded = ?,
-                              publisher = ?, price_cents = ?, isbn = ?, update_time = ?, version = ?
-             WHERE owner_id = ? AND id = ?",
+            "UPDATE books SET title = $1, title_folded = $2, author = $3, author_folded = $4,
+                              publisher = $5, price_cents = $6, isbn = $7, update_time = $8, version = $9
+             WHERE owner_id = $10 AND id = $11",
         )
         .bind(&book.title)
         .bind(fold(&book.title))
@@ -244,11 +265,11 @@ impl Db {
         check: impl FnOnce(&BookRow) -> Result<()>,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        let book = select_book(&mut *tx, owner_id, id)
+        let book = select_book(&mut *tx, owner_id, id, self.0.for_update())
             .await?
             .ok_or(Error::NotFound)?;
         check(&book)?;
-        sqlx::query("DELETE FROM books WHERE owner_id = ? AND id = ?")
+        sqlx::query("DELETE FROM books WHERE owner_id = $1 AND id = $2")
             .bind(owner_id)
             .bind(id)
             .execute(&mut *tx)
@@ -258,12 +279,14 @@ impl Db {
     }
 }
 
+/// The book `id` of `owner_id`; `lock` is appended to the query.
 async fn select_book<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
+    executor: impl sqlx::Executor<'e, Database = Any>,
     owner_id: &str,
     id: &str,
+    lock: &str,
 ) -> Result<Option<BookRow>> {
-    let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = ? AND id = ?");
+    let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = $1 AND id = $2{lock}");
     Ok(sqlx::query_as(&sql)
         .bind(owner_id)
         .bind(id)
@@ -271,27 +294,29 @@ async fn select_book<'e>(
         .await?)
 }
 
-fn push_filter(query: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
-    query
-        .push(" WHERE owner_id = ")
-        .push_bind(filter.owner_id.clone());
+/// The `WHERE` clause of `filter` with `$1..$n` placeholders, and the values they stand for.
+fn filter_sql(filter: &Filter, backend: Backend) -> (String, Vec<String>) {
+    let mut sql = String::from(" WHERE owner_id = $1");
+    let mut args = vec![filter.owner_id.clone()];
     if let Some(author) = &filter.author {
-        query
-            .push(" AND author_folded = ")
-            .push_bind(author.clone());
+        args.push(author.clone());
+        sql.push_str(&format!(" AND author_folded = ${}", args.len()));
     }
     if let Some(title) = &filter.title_query {
-        query
-            .push(" AND instr(title_folded, ")
-            .push_bind(title.clone())
-            .push(") > 0");
+        args.push(title.clone());
+        let contains = match backend {
+            Backend::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+        };
+        sql.push_str(&format!(" AND {contains}(title_folded, ${}) > 0", args.len()));
     }
+    (sql, args)
 }
 
 /// The only UNIQUE constraint a book write can break is (owner_id, isbn).
 fn unique_is_isbn<T>(result: Result<T, sqlx::Error>) -> Result<T> {
     result.map_err(|e| {
-        if sqlite::is_unique_violation(&e) {
+        if storage::is_unique_violation(&e) {
             Error::IsbnTaken
         } else {
             Error::Database(e)

@@ -1,7 +1,7 @@
 //! What callers of book-service can be told, and the one place it becomes a gRPC status.
 
 use bookstore_contract::{error, error::Violations};
-use bookstore_kit::storage as sqlite;
+use bookstore_kit::storage;
 use tonic::{Code, Status};
 
 /// ErrorInfo domain of every book-service error.
@@ -64,7 +64,7 @@ impl From<Error> for Status {
                 "ADMIN_REQUIRED",
                 "only admins may list another owner's books (owner_id)",
             ),
-            Error::Database(e) => sqlite::database_status(DOMAIN, &e),
+            Error::Database(e) => storage::database_status(DOMAIN, &e),
         }
     }
 }

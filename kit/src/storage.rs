@@ -1,35 +1,52 @@
-//! Storage both services run on. The database URL picks the [`Backend`]; today that is SQLite
-//! (WAL, `synchronous=FULL`, foreign keys, a busy timeout, one writer connection and a pool of
-//! readers, migrations at start). This module is the seam for a second backend: URL parsing,
-//! connecting, migrations, the services' secrets and error mapping live here, so a PostgreSQL
-//! backend changes this module and each service's `db.rs`, and nothing above them.
+//! Storage both services run on. The database URL picks the [`Backend`]: an embedded SQLite file
+//! (the default) or a shared PostgreSQL database that any number of replicas use at once. Both
+//! are reached through sqlx's `Any` driver, so each service's `db.rs` is one code path: its SQL
+//! uses `$N` placeholders, BIGINT integers and 0/1 flags, which both dialects read the same way;
+//! the few places where the dialects differ ask [`Database::backend`].
 //!
-//! One writer connection serialises this process's writes, and every writing transaction starts
-//! with `BEGIN IMMEDIATE` ([`Database::begin_write`]), so a transaction never has to upgrade a
-//! read lock (the case where SQLite answers "database is locked" without waiting). Another
-//! process writing at the same time (the admin subcommands) is waited for up to the busy
-//! timeout; past it the error maps to UNAVAILABLE ([`database_status`]), never to its SQL text.
+//! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
+//! serialises this process's writes, and every writing transaction starts with `BEGIN
+//! IMMEDIATE` ([`Database::begin_write`]), so a transaction never has to upgrade a read lock
+//! (the case where SQLite answers "database is locked" without waiting). Another process writing
+//! at the same time (the admin subcommands) is waited for up to the busy timeout.
+//!
+//! **PostgreSQL**: one pool of [`POSTGRES_CONNECTIONS`] per process, READ COMMITTED
+//! transactions. No process is the single writer, so a read-modify-write locks what it read:
+//! rows with [`Database::for_update`], a table with [`lock_table`]; "exactly once" rests on
+//! constraints and conditional statements, never on a lock in this process.
+//!
+//! On either backend a database that is busy or unreachable maps to UNAVAILABLE
+//! ([`database_status`]), never to its SQL text; the pool replaces broken connections.
+//! Migrations (one folder per backend) run at start under a lock, so replicas starting together
+//! on a fresh database migrate it once.
 
 use std::{str::FromStr, time::Duration};
 
 use bookstore_contract::error;
 use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Sqlite, SqlitePool, Transaction,
+    sqlite::SqliteConnectOptions,
+    Any, AnyPool, ConnectOptions, Executor, Transaction,
 };
 use tonic::Status;
 
-/// How long a statement waits for another connection's lock before giving up.
+/// How long a statement waits for another connection's lock (SQLite), and how long a call
+/// waits for a free connection, before giving up with UNAVAILABLE.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reader connections (WAL lets them run beside the writer).
+/// SQLite reader connections (WAL lets them run beside the writer).
 const READERS: u32 = 8;
+/// Connections each process opens to PostgreSQL, at most: a replica's share of the server's
+/// `max_connections` (100 by default).
+pub const POSTGRES_CONNECTIONS: u32 = 10;
 
 /// The storage engines a database URL can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// `sqlite://FILE` (also `sqlite:FILE`): an embedded file, created if missing.
     Sqlite,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (also `postgresql://`): the database must exist.
+    Postgres,
 }
 
 impl Backend {
@@ -38,15 +55,22 @@ impl Backend {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => Ok(Backend::Sqlite),
-            "postgres" | "postgresql" => Err(format!(
-                "{scheme}:// database URLs are not supported yet; use sqlite://FILE"
-            )),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
             _ => Err(format!(
-                "database URL must start with sqlite:// (got {:?})",
+                "database URL must start with sqlite:// or postgres:// (got {:?})",
                 url.chars().take(40).collect::<String>()
             )),
         }
     }
+}
+
+/// A service's migrations, one set per backend (the dialects differ in DDL).
+#[derive(Debug)]
+pub struct Migrations {
+    /// `migrations/sqlite`.
+    pub sqlite: Migrator,
+    /// `migrations/postgres`.
+    pub postgres: Migrator,
 }
 
 /// The `sqlite://` URL of `file` in `dir` (what `bookstore up` and tests use).
@@ -54,63 +78,124 @@ pub fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
     format!("sqlite://{}", dir.join(file).display())
 }
 
-/// A service's database: one writer, several readers.
+/// A service's database: on SQLite one writer and several readers, on PostgreSQL one pool.
 #[derive(Debug, Clone)]
 pub struct Database {
-    /// The single writer connection; use [`Database::begin_write`].
-    writer: SqlitePool,
-    /// Readers, for queries that change nothing.
-    pub reader: SqlitePool,
+    backend: Backend,
+    /// Where writing transactions run; use [`Database::begin_write`].
+    writer: AnyPool,
+    /// For queries that change nothing (the writer's pool again on PostgreSQL).
+    pub reader: AnyPool,
 }
 
 impl Database {
-    /// Opens (creating if missing) the database at `url` and runs `migrator`.
-    pub async fn connect(url: &str, migrator: &Migrator) -> anyhow::Result<Self> {
-        Backend::of(url).map_err(anyhow::Error::msg)?;
-        Ok(Self::connect_sqlite(url, migrator).await?)
+    /// Opens the database at `url` (a SQLite file is created if missing) and runs the
+    /// migrations of its backend.
+    pub async fn connect(url: &str, migrations: &Migrations) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url).map_err(anyhow::Error::msg)?;
+        let database = match backend {
+            Backend::Sqlite => Self::connect_sqlite(url, &migrations.sqlite).await,
+            Backend::Postgres => Self::connect_postgres(url, &migrations.postgres).await,
+        };
+        database.map_err(|e| anyhow::anyhow!("database: {}", describe(&e)))
     }
 
     async fn connect_sqlite(url: &str, migrator: &Migrator) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?;
-        create_private(options.get_filename())?;
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
+        let path = options.get_filename().to_path_buf();
+        create_private(&path)?;
+        // The Any driver rebuilds SQLite options from a URL, which carries the open mode only;
+        // the pragmas are set on each new connection instead.
+        let any = |options: SqliteConnectOptions| {
+            AnyConnectOptions::from_str(options.to_url_lossy().as_str())
+        };
+        let pragmas = |pool: AnyPoolOptions| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    Ok(())
+                })
+            })
+        };
+        let writer = pragmas(AnyPoolOptions::new().max_connections(1))
+            .connect_with(any(options.clone().create_if_missing(true))?)
             .await?;
-        migrator.run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(options.read_only(true))
+        // WAL is a property of the file: set once, kept by every later connection.
+        writer.execute("PRAGMA journal_mode = WAL").await?;
+        {
+            // Processes starting together on a fresh file would each see it unmigrated and
+            // race to create the tables; an exclusive lock on the directory lets one migrate
+            // while the others wait, then find it done. (Not on the file itself: closing any
+            // descriptor of it would drop SQLite's own locks in this process.)
+            let _migrating = lock_directory(&path).await?;
+            migrator.run(&writer).await?;
+        }
+        let reader = pragmas(AnyPoolOptions::new().max_connections(READERS))
+            .connect_with(any(options.read_only(true))?)
             .await?;
-        Ok(Database { writer, reader })
+        Ok(Database {
+            backend: Backend::Sqlite,
+            writer,
+            reader,
+        })
     }
 
-    /// Starts a writing transaction with `BEGIN IMMEDIATE`. It rolls back when dropped
+    async fn connect_postgres(url: &str, migrator: &Migrator) -> Result<Self, sqlx::Error> {
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // sqlx takes a PostgreSQL advisory lock around the migrations.
+        migrator.run(&pool).await?;
+        Ok(Database {
+            backend: Backend::Postgres,
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// Which backend this is, for the few statements the dialects spell differently.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a writing transaction (`BEGIN IMMEDIATE` on SQLite). It rolls back when dropped
     /// uncommitted; nothing is acknowledged before `commit` returns.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+    }
+
+    /// What to append to a `SELECT` inside a writing transaction so that the rows it reads stay
+    /// as read until the commit: ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose writing
+    /// transactions already exclude each other.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
     }
 
     /// The 32-byte secret called `name` from the service's `settings` table, made at random on
-    /// first use (every service's first migration creates that table).
+    /// first use (every service's first migration creates that table). Replicas racing to make
+    /// it all end up with the one that committed first.
     pub async fn secret(&self, name: &str) -> Result<[u8; 32], sqlx::Error> {
         let mut fresh = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .bind(fresh.as_slice())
+        .bind(fresh.to_vec())
         .execute(&mut *tx)
         .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *tx)
             .await?;
@@ -121,18 +206,37 @@ impl Database {
     }
 
     /// Connections of each pool: (pool, open, idle).
-    pub fn pool_use(&self) -> [(&'static str, u32, usize); 2] {
-        [
-            ("writer", self.writer.size(), self.writer.num_idle()),
-            ("reader", self.reader.size(), self.reader.num_idle()),
-        ]
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, usize)> {
+        let use_of = |name, pool: &AnyPool| (name, pool.size(), pool.num_idle());
+        match self.backend {
+            Backend::Sqlite => vec![
+                use_of("writer", &self.writer),
+                use_of("reader", &self.reader),
+            ],
+            Backend::Postgres => vec![use_of("postgres", &self.writer)],
+        }
     }
 
-    /// Closes both pools (waits for checked-out connections).
+    /// Closes the pools (waits for checked-out connections).
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Locks `table` against other writers until the transaction ends, on PostgreSQL (readers go
+/// on); nothing on SQLite, whose writing transactions already exclude each other. For rare
+/// writes that must be ordered as a whole (a new signing key, a revocation's cursor).
+pub async fn lock_table(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    table: &'static str,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        tx.execute(format!("LOCK TABLE {table} IN EXCLUSIVE MODE").as_str())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Creates the database file `path` with mode 0600 if it does not exist yet: it holds signing
@@ -154,19 +258,50 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Whether `err` means another connection held the lock past the busy timeout.
+/// An exclusive `flock` on the directory holding `path`, held until dropped.
+async fn lock_directory(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    tokio::task::spawn_blocking(move || {
+        let handle = std::fs::File::open(&dir)?;
+        handle.lock()?;
+        Ok(handle)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Whether `err` is worth retrying later: a lock held past the timeout, no free connection, or
+/// a PostgreSQL server that is unreachable, restarting or resolving a conflict.
 pub fn is_busy(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-            matches!(
-                db.code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .map(|c| c & 0xff),
-                Some(5 | 6)
-            )
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
+                // or starting up; 40001/40P01: serialization failure, deadlock; 55P03: lock
+                // not available.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || matches!(code, "40001" | "40P01" | "55P03")
+            } else {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                matches!(
+                    db.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .map(|c| c & 0xff),
+                    Some(5 | 6)
+                )
+            }
         }
-        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
         _ => false,
     }
 }
@@ -176,11 +311,21 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// The status a database error becomes: UNAVAILABLE when busy, otherwise INTERNAL with the
-/// SQL error in the log only.
+/// One line saying what went wrong, for a start that fails: the server's message for a
+/// database error (wrong password, missing database), never a debug dump.
+pub fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Migrate(m) => format!("migrations failed: {m}"),
+        other => other.to_string(),
+    }
+}
+
+/// The status a database error becomes: UNAVAILABLE when busy or unreachable, otherwise
+/// INTERNAL with the SQL error in the log only.
 pub fn database_status(domain: &str, err: &sqlx::Error) -> Status {
     if is_busy(err) {
-        tracing::warn!(error = %err, "database busy");
+        tracing::warn!(error = %err, "database busy or unreachable");
         error::busy(domain)
     } else {
         error::internal(domain, err)
@@ -195,9 +340,9 @@ mod tests {
     fn the_url_scheme_picks_the_backend_and_others_are_refused_with_a_reason() {
         assert_eq!(Backend::of("sqlite://books.db"), Ok(Backend::Sqlite));
         assert_eq!(Backend::of("SQLITE:books.db"), Ok(Backend::Sqlite));
-        let postgres = Backend::of("postgres://u:p@h/db").expect_err("not yet");
-        assert!(postgres.contains("not supported yet"), "{postgres}");
+        assert_eq!(Backend::of("postgres://u:p@h/db"), Ok(Backend::Postgres));
+        assert_eq!(Backend::of("postgresql://h/db"), Ok(Backend::Postgres));
         let other = Backend::of("mysql://h/db").expect_err("unknown");
-        assert!(other.contains("sqlite://"), "{other}");
+        assert!(other.contains("sqlite://") && other.contains("postgres://"), "{other}");
     }
 }
