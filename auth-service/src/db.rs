@@ -408,7 +408,9 @@ impl Db {
     ) -> Result<T> {
         let mut tx = self.0.begin_write().await?;
         let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by(|&a, &b| (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1)));
+        order.sort_by(|&a, &b| {
+            (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1))
+        });
         let mut counters = vec![Counter::default(); keys.len()];
         for i in order {
             let (scope, key) = &keys[i];
@@ -555,10 +557,10 @@ async fn read_counter<'e>(
          FROM login_throttle WHERE scope = $1 AND key = $2{lock}"
     );
     let row = sqlx::query(&sql)
-    .bind(scope.as_str())
-    .bind(key)
-    .fetch_optional(executor)
-    .await?;
+        .bind(scope.as_str())
+        .bind(key)
+        .fetch_optional(executor)
+        .await?;
     row.map_or(Ok(Counter::default()), |r| {
         Ok(Counter {
             window_start: r.try_get("window_start")?,

@@ -308,7 +308,10 @@ fn filter_sql(filter: &Filter, backend: Backend) -> (String, Vec<String>) {
             Backend::Sqlite => "instr",
             Backend::Postgres => "strpos",
         };
-        sql.push_str(&format!(" AND {contains}(title_folded, ${}) > 0", args.len()));
+        sql.push_str(&format!(
+            " AND {contains}(title_folded, ${}) > 0",
+            args.len()
+        ));
     }
     (sql, args)
 }

@@ -146,6 +146,13 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .acquire_timeout(BUSY_TIMEOUT)
+            // Notices ("relation already exists, skipping") are not worth a log line.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET client_min_messages = warning").await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         // sqlx takes a PostgreSQL advisory lock around the migrations.
@@ -343,6 +350,9 @@ mod tests {
         assert_eq!(Backend::of("postgres://u:p@h/db"), Ok(Backend::Postgres));
         assert_eq!(Backend::of("postgresql://h/db"), Ok(Backend::Postgres));
         let other = Backend::of("mysql://h/db").expect_err("unknown");
-        assert!(other.contains("sqlite://") && other.contains("postgres://"), "{other}");
+        assert!(
+            other.contains("sqlite://") && other.contains("postgres://"),
+            "{other}"
+        );
     }
 }

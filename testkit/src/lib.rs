@@ -2,6 +2,7 @@
 //! assertions, a service binary as a child process, the forgery table ([`forgery`]) and the
 //! constants tests share. Never a dependency of a binary.
 
+pub mod database;
 pub mod forgery;
 pub mod otlp;
 pub mod pki;
@@ -10,6 +11,7 @@ use std::{net::SocketAddr, path::Path};
 
 pub use bookstore_kit::storage::sqlite_url;
 use bookstore_kit::App;
+pub use database::database_url;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status};
 

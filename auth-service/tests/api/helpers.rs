@@ -16,7 +16,7 @@ use bookstore_contract::{
     token::Expectations,
 };
 use bookstore_kit::clock::{Clock, ManualTime};
-use bookstore_testkit::{any_port, sqlite_url, Server};
+use bookstore_testkit::{any_port, Server};
 use ed25519_dalek::SigningKey;
 
 pub use bookstore_testkit::{bearer, expect_code, with_authorization, PASSWORD};
@@ -191,9 +191,10 @@ pub fn config(dir: &Path, clock: Clock) -> Config {
     config
 }
 
-/// `sqlite://<dir>/auth.db`.
+/// The database of the auth-service whose test directory is `dir` (`sqlite://<dir>/auth.db`,
+/// or a PostgreSQL database of its own when the suite runs on PostgreSQL).
 pub fn database_url(dir: &Path) -> String {
-    sqlite_url(dir, "auth.db")
+    bookstore_testkit::database_url(dir, "auth.db")
 }
 
 /// The auth-service binary cargo built for these tests.

@@ -10,7 +10,7 @@ use std::{
 use bookstore_contract::proto::book::{
     book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest,
 };
-use bookstore_testkit::{any_port, sqlite_url, workspace_binary, ChildService};
+use bookstore_testkit::{any_port, database_url, workspace_binary, ChildService};
 use tonic::transport::Channel;
 
 use crate::helpers::{bearer, register_and_login, sample, start_auth, wait_serving};
@@ -48,7 +48,7 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
     let dir = tempfile::tempdir().expect("temp dir");
     let auth = start_auth(dir.path(), any_port()).await;
     let auth_url = auth.url();
-    let db_url = sqlite_url(dir.path(), "books.db");
+    let db_url = database_url(dir.path(), "books.db");
     let alice = register_and_login(auth.addr, "alice").await;
     let token = alice.token().to_string();
 

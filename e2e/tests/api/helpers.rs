@@ -7,7 +7,7 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, LoginResponse, RegisterRequest},
     book::{book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest},
 };
-use bookstore_testkit::{any_port, sqlite_url, Server, PASSWORD};
+use bookstore_testkit::{any_port, database_url, Server, PASSWORD};
 use tonic::transport::Channel;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
@@ -19,7 +19,7 @@ pub use bookstore_testkit::{bearer, expect_code, with_authorization};
 pub fn auth_config(dir: &Path, listen: SocketAddr) -> auth_service::Config {
     let mut config = auth_service::Config::defaults();
     config.serve.listen = listen;
-    config.serve.database_url = sqlite_url(dir, "auth.db");
+    config.serve.database_url = database_url(dir, "auth.db");
     config
 }
 
@@ -35,7 +35,7 @@ pub async fn start_auth(dir: &Path, listen: SocketAddr) -> Server {
 pub async fn start_book(dir: &Path, auth_addr: SocketAddr) -> Server {
     let mut config = book_service::Config::defaults();
     config.serve.listen = any_port();
-    config.serve.database_url = sqlite_url(dir, "books.db");
+    config.serve.database_url = database_url(dir, "books.db");
     config.auth_url = format!("http://{auth_addr}");
     let app = book_service::build(config)
         .await

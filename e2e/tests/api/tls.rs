@@ -9,7 +9,7 @@ use bookstore_contract::proto::{
     book::{book_service_client::BookServiceClient, ListBooksRequest},
 };
 use bookstore_kit::{client, config::ClientTls, server::healthcheck};
-use bookstore_testkit::{any_port, bearer, pki::TestCa, sqlite_url, Server, PASSWORD};
+use bookstore_testkit::{any_port, bearer, database_url, pki::TestCa, Server, PASSWORD};
 
 #[tokio::test]
 async fn book_service_reaches_auth_service_over_mutual_tls() {
@@ -30,7 +30,7 @@ async fn book_service_reaches_auth_service_over_mutual_tls() {
 
     let mut book_config = book_service::Config::defaults();
     book_config.serve.listen = any_port();
-    book_config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    book_config.serve.database_url = database_url(dir.path(), "books.db");
     book_config.serve.tls_cert = Some(book_cert.cert.clone());
     book_config.serve.tls_key = Some(book_cert.key.clone());
     book_config.auth_url = auth_url.clone();
@@ -110,7 +110,7 @@ async fn book_service_without_its_client_certificate_never_gets_keys() {
 
     let mut book_config = book_service::Config::defaults();
     book_config.serve.listen = any_port();
-    book_config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    book_config.serve.database_url = database_url(dir.path(), "books.db");
     book_config.auth_url = format!("https://localhost:{}", auth.addr.port());
     book_config.auth_ca_cert = Some(ca.ca.clone());
     let book = Server::start(book_service::build(book_config).await.expect("book"));

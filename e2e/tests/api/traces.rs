@@ -14,7 +14,7 @@ use crate::helpers::wait_serving;
 async fn book_service_calls_to_auth_service_continue_its_trace() {
     let (receiver, otlp) = Receiver::start().await;
     let dir = tempfile::tempdir().expect("dir");
-    let auth_db = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let auth_db = bookstore_testkit::database_url(dir.path(), "auth.db");
     let auth = ChildService::start_with_env(
         &workspace_binary("auth-service"),
         &["--listen", "127.0.0.1:0", "--database-url", &auth_db],
@@ -23,7 +23,7 @@ async fn book_service_calls_to_auth_service_continue_its_trace() {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
-    let books_db = format!("sqlite://{}", dir.path().join("books.db").display());
+    let books_db = bookstore_testkit::database_url(dir.path(), "books.db");
     let book = ChildService::start_with_env(
         &workspace_binary("book-service"),
         &[
