@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// How often a running service rereads the keys from the database.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The keys in memory: the active signer and the published public keys.
 #[derive(Debug)]

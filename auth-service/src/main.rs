@@ -8,7 +8,7 @@ use auth_service::{
     error::Error,
     startup, Cli,
 };
-use bookstore_kit::{server, telemetry};
+use bookstore_kit::{server, telemetry, waiting};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,6 +27,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let name = "auth-service";
+            if !waiting::until_database_reachable(&config.serve, name, startup::SERVICE_NAMES)
+                .await?
+            {
+                return Ok(ExitCode::SUCCESS);
+            }
             let app = startup::build(config).await?;
             app.run_until_stopped(server::shutdown_signal()).await?;
         }

@@ -124,7 +124,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         routes,
         health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
         tasks: vec![reload, purge, follow],
-        database,
+        database: Some(database),
         stop,
         metrics,
         http: jwks,
@@ -133,7 +133,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
 }
 
 /// How long HTTP clients may cache the key set: a rotated key is published this long before
-/// it signs (keys reload every 5 s, and a retired key stays published until its tokens expire),
+/// it signs (keys reload every 2 s, and a retired key stays published until its tokens expire),
 /// and JWT libraries refetch on an unknown `kid` anyway.
 const JWKS_MAX_AGE: &str = "public, max-age=60";
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use book_service::{config::Command, startup, Cli};
-use bookstore_kit::{server, telemetry};
+use bookstore_kit::{server, telemetry, waiting};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,6 +12,11 @@ async fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let run = async {
+                let serve = &cli.config.serve;
+                let name = "book-service";
+                if !waiting::until_database_reachable(serve, name, startup::SERVICE_NAMES).await? {
+                    return Ok(());
+                }
                 let app = startup::build(cli.config).await?;
                 app.run_until_stopped(server::shutdown_signal()).await
             };

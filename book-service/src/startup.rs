@@ -103,7 +103,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             tokio::spawn(watcher),
             tokio::spawn(serving),
         ],
-        database,
+        database: Some(database),
         stop: stop_signal().0,
         metrics,
         http: axum::Router::new(),

@@ -54,8 +54,9 @@ pub struct Service {
     /// Background work (key reloads, key fetching), stopped before health turns NOT_SERVING
     /// so that none of it can turn health back to SERVING during the drain.
     pub tasks: Vec<JoinHandle<()>>,
-    /// The service's storage, closed once the calls have drained.
-    pub database: Database,
+    /// The service's storage, closed once the calls have drained (none while
+    /// [`crate::waiting`] stands in).
+    pub database: Option<Database>,
     /// Fired when shutdown begins (before the drain), to end server streams.
     pub stop: StopSignal,
     /// The service's metrics; the gRPC server counts every call in them.
@@ -142,7 +143,7 @@ impl App {
         );
         let pools = database.clone();
         metrics.sample_before_scrape(move || {
-            for (pool, open, idle) in pools.pool_use() {
+            for (pool, open, idle) in pools.iter().flat_map(Database::pool_use) {
                 let idle = i64::try_from(idle).unwrap_or(i64::MAX);
                 connections.with_label_values(&[pool, "idle"]).set(idle);
                 connections
@@ -216,7 +217,9 @@ impl App {
         };
         // Also when serving failed before any shutdown signal.
         tasks.iter().for_each(JoinHandle::abort);
-        database.close().await;
+        if let Some(database) = database {
+            database.close().await;
+        }
         served.with_context(|| format!("serving on {addr} failed"))
     }
 }

@@ -9,7 +9,8 @@
 //! - [`auth`]: the tonic interceptor that verifies bearer tokens (with
 //!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
 //! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
-//!   mapping (SQLite today).
+//!   mapping, for SQLite and PostgreSQL.
+//! - [`waiting`]: health NOT_SERVING while the database is not reachable yet, with backoff.
 //! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
 //! - [`client`]: the one place outgoing connections are configured.
 //! - [`clock`]: the one time model, injectable in tests; protobuf timestamps.
@@ -34,6 +35,7 @@ pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod waiting;
 
 pub use app::{stop_signal, App, Service, Stopping};
 

@@ -118,19 +118,18 @@ impl Database {
                 })
             })
         };
+        // Processes starting together on a fresh file would each see it unmigrated and race to
+        // switch it to WAL and create the tables; an exclusive lock on the directory lets one
+        // do it while the others wait, then find it done. (Not on the file itself: closing any
+        // descriptor of it would drop SQLite's own locks in this process.)
+        let migrating = lock_directory(&path).await?;
         let writer = pragmas(AnyPoolOptions::new().max_connections(1))
             .connect_with(any(options.clone().create_if_missing(true))?)
             .await?;
         // WAL is a property of the file: set once, kept by every later connection.
         writer.execute("PRAGMA journal_mode = WAL").await?;
-        {
-            // Processes starting together on a fresh file would each see it unmigrated and
-            // race to create the tables; an exclusive lock on the directory lets one migrate
-            // while the others wait, then find it done. (Not on the file itself: closing any
-            // descriptor of it would drop SQLite's own locks in this process.)
-            let _migrating = lock_directory(&path).await?;
-            migrator.run(&writer).await?;
-        }
+        migrator.run(&writer).await?;
+        drop(migrating);
         let reader = pragmas(AnyPoolOptions::new().max_connections(READERS))
             .connect_with(any(options.read_only(true))?)
             .await?;
@@ -229,6 +228,21 @@ impl Database {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Tries one connection to the database at `url` and closes it (nothing to try for SQLite,
+/// whose file is created on connect): what [`crate::waiting`] retries.
+pub async fn probe(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    if Backend::of(url) != Ok(Backend::Postgres) {
+        return Ok(());
+    }
+    sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(url)?;
+    let conn = tokio::time::timeout(BUSY_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    conn.close().await
 }
 
 /// Locks `table` against other writers until the transaction ends, on PostgreSQL (readers go

@@ -6,6 +6,7 @@ pub mod database;
 pub mod forgery;
 pub mod otlp;
 pub mod pki;
+pub mod postgres;
 
 use std::{net::SocketAddr, path::Path};
 
@@ -128,6 +129,15 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpAns
 /// Loopback with a port the kernel picks: the listen address of every in-process test server.
 pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A loopback port free right now (bound, read, released): for a process that must be told
+/// its port before it starts.
+pub fn any_port_number() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// `message` with `authorization: Bearer <token>` metadata.

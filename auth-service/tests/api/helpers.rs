@@ -74,6 +74,11 @@ impl TestApp {
         }
     }
 
+    /// Another replica: a second server on the same database and clock.
+    pub async fn replica(&self) -> TestApp {
+        TestApp::spawn_in(self.dir.clone(), self.clock.clone()).await
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(self) {
         self.server.stop().await;

@@ -9,6 +9,7 @@ mod forgery;
 mod grpcurl;
 mod helpers;
 mod http;
+mod replicas;
 mod serving;
 mod sessions;
 mod throttle;

@@ -9,6 +9,7 @@ mod forgery;
 mod helpers;
 mod keys;
 mod paging;
+mod replicas;
 mod revocation;
 mod tls;
 mod traces;
