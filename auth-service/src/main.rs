@@ -24,11 +24,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = cli.config;
+    let mut config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let name = "auth-service";
-            if !waiting::until_database_reachable(&config.serve, name, startup::SERVICE_NAMES)
+            if !waiting::until_database_reachable(&mut config.serve, name, startup::SERVICE_NAMES)
                 .await?
             {
                 return Ok(ExitCode::SUCCESS);

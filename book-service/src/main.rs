@@ -12,12 +12,13 @@ async fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let run = async {
-                let serve = &cli.config.serve;
+                let mut config = cli.config;
                 let name = "book-service";
+                let serve = &mut config.serve;
                 if !waiting::until_database_reachable(serve, name, startup::SERVICE_NAMES).await? {
                     return Ok(());
                 }
-                let app = startup::build(cli.config).await?;
+                let app = startup::build(config).await?;
                 app.run_until_stopped(server::shutdown_signal()).await
             };
             match run.await {

@@ -24,13 +24,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// `Ok(false)` if the process was asked to stop while waiting, and an error for a fault
 /// waiting cannot cure. Meanwhile `services` (and the overall status) are NOT_SERVING on
 /// `serve.listen` and `/healthz`. The listener is released just before returning, for the
-/// real server to bind: a client connecting in that instant is refused and retries.
+/// real server to bind: a client connecting in that instant is refused and retries. A port 0
+/// in `serve` is replaced by the port the stand-in got, so the service keeps the address it
+/// announced.
 pub async fn until_database_reachable(
-    serve: &ServeConfig,
+    serve: &mut ServeConfig,
     name: &'static str,
     services: &'static [&'static str],
 ) -> anyhow::Result<bool> {
-    let url = &serve.database_url;
+    let url = serve.database_url.clone();
+    let url = url.as_str();
     let mut attempt = storage::probe(url).await;
     match &attempt {
         Ok(()) => return Ok(true),
@@ -49,10 +52,11 @@ pub async fn until_database_reachable(
         http: axum::Router::new(),
     };
     let app = App::bind(serve, placeholder).await?;
-    let (connected, until_connected) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(app.run_until_stopped(async {
-        let _ = until_connected.await;
-    }));
+    serve.listen = app.local_addr();
+    serve.http_listen = app.http_addr().or(serve.http_listen);
+    // Stopped by abort, not by a drain: it serves health only, and a drain would wait for
+    // idle client connections to close.
+    let serving = tokio::spawn(app.run_until_stopped(std::future::pending()));
     let mut backoff = FIRST_BACKOFF;
     let reachable = loop {
         match attempt {
@@ -65,8 +69,7 @@ pub async fn until_database_reachable(
                 );
             }
             Err(e) => {
-                let _ = connected.send(());
-                let _ = serving.await;
+                serving.abort();
                 anyhow::bail!("database: {}", storage::describe(&e));
             }
         }
@@ -79,8 +82,9 @@ pub async fn until_database_reachable(
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt = storage::probe(url).await;
     };
-    let _ = connected.send(());
-    serving.await??;
+    serving.abort();
+    // Wait for the abort, so the listener is closed before the real server binds its address.
+    let _ = serving.await;
     if reachable {
         tracing::info!("database reachable; starting");
     }

@@ -9,6 +9,7 @@ mod forgery;
 mod helpers;
 mod keys;
 mod paging;
+mod postgres;
 mod replicas;
 mod revocation;
 mod tls;
