@@ -19,7 +19,7 @@ use bookstore_contract::proto::{
         ListBooksRequest,
     },
 };
-use bookstore_testkit::{any_port, bearer, sqlite_url, Server, PASSWORD};
+use bookstore_testkit::{any_port, bearer, database_url, Server, PASSWORD};
 use tonic::transport::Channel;
 
 /// Runs `total` calls of `op` from `concurrency` tasks; prints throughput and latency quantiles.
@@ -172,7 +172,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut auth_config = auth_service::Config::defaults();
     auth_config.serve.listen = any_port();
-    auth_config.serve.database_url = sqlite_url(dir.path(), "auth.db");
+    auth_config.serve.database_url = database_url(dir.path(), "auth.db");
     let auth = Server::start(
         auth_service::build(auth_config)
             .await
@@ -181,7 +181,7 @@ async fn main() {
     let auth_addr = auth.addr;
     let mut book_config = book_service::Config::defaults();
     book_config.serve.listen = any_port();
-    book_config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    book_config.serve.database_url = database_url(dir.path(), "books.db");
     book_config.auth_url = auth.url();
     let book = Server::start(
         book_service::build(book_config)
@@ -216,7 +216,12 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "Bookstore load figures ({} cores); peak RSS after start-up, register and login: {:.0} MiB",
+        "Bookstore load figures on {} ({} cores); peak RSS after start-up, register and login: {:.0} MiB",
+        if bookstore_testkit::database::postgres().is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         peak_rss_mib()
     );
@@ -322,6 +327,7 @@ async fn main() {
         })
         .await;
     }
+    behind_a_balancer(&dir, auth_addr, book_addr, &token, &id).await;
     get_book_over_tls(&dir, auth_addr, &token, &id).await;
     get_book_while_scraped(&dir, auth_addr, &token, &id).await;
     revocation_latency(&auth, &books).await;
@@ -366,7 +372,7 @@ async fn get_book_while_scraped(
     let mut config = book_service::Config::defaults();
     config.serve.listen = any_port();
     config.serve.http_listen = Some(any_port());
-    config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    config.serve.database_url = database_url(dir.path(), "books.db");
     config.auth_url = format!("http://{auth_addr}");
     let server = Server::start(book_service::build(config).await.expect("book-service"));
     let http = server.http.expect("side door");
@@ -387,6 +393,62 @@ async fn get_book_while_scraped(
     server.stop().await;
 }
 
+/// GetBook through nginx (`grpc_pass`, as in docker-compose.scale.yml) to 1, then 2
+/// book-service replicas on the same database: the balancer's cost against the direct line, and
+/// what a second replica adds on this machine. Skipped when `/usr/sbin/nginx` is missing (Debian:
+/// `apt-get install nginx-light`).
+async fn behind_a_balancer(
+    dir: &tempfile::TempDir,
+    auth_addr: std::net::SocketAddr,
+    first: std::net::SocketAddr,
+    token: &str,
+    id: &str,
+) {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    if !nginx.exists() {
+        println!("(no /usr/sbin/nginx: the balancer lines are skipped)");
+        return;
+    }
+    let mut config = book_service::Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.database_url = database_url(dir.path(), "books.db");
+    config.auth_url = format!("http://{auth_addr}");
+    let second = Server::start(book_service::build(config).await.expect("book-service"));
+    for replicas in [vec![first], vec![first, second.addr]] {
+        let port = bookstore_testkit::any_port_number();
+        let prefix = tempfile::tempdir().expect("nginx prefix");
+        let servers: String = replicas
+            .iter()
+            .map(|addr| format!("server {addr}; "))
+            .collect();
+        let conf = format!(
+            "daemon off; worker_processes 1; pid nginx.pid; error_log stderr error; \
+             events {{ worker_connections 1024; }} \
+             http {{ access_log off; client_body_temp_path .; \
+               upstream books {{ {servers} keepalive 16; }} \
+               server {{ listen 127.0.0.1:{port} http2; \
+                 location / {{ grpc_pass grpc://books; }} }} }}"
+        );
+        std::fs::write(prefix.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let mut balancer = std::process::Command::new(nginx)
+            .arg("-p")
+            .arg(prefix.path())
+            .args(["-c", "nginx.conf"])
+            .spawn()
+            .expect("start nginx");
+        let books = BookServiceClient::new(
+            Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .expect("url")
+                .connect_lazy(),
+        );
+        let label = format!("GetBook via nginx, {} replica(s)", replicas.len());
+        get_books(&label, books, token, id).await;
+        let _ = balancer.kill();
+        let _ = balancer.wait();
+    }
+    second.stop().await;
+}
+
 /// GetBook over TLS: a second book-service with a TLS listener on the same database, driven
 /// like the plaintext one (the ratio between the two lines is the cost of TLS).
 async fn get_book_over_tls(
@@ -399,7 +461,7 @@ async fn get_book_over_tls(
     let cert = ca.issue(dir.path(), "bench-book");
     let mut config = book_service::Config::defaults();
     config.serve.listen = any_port();
-    config.serve.database_url = sqlite_url(dir.path(), "books.db");
+    config.serve.database_url = database_url(dir.path(), "books.db");
     config.serve.tls_cert = Some(cert.cert);
     config.serve.tls_key = Some(cert.key);
     config.auth_url = format!("http://{auth_addr}");
@@ -473,14 +535,15 @@ async fn revocations_held(
     )
     .expect("JSON claims");
     let probe_sid = claims["sid"].as_str().expect("sid").to_string();
-    let db = sqlx::SqlitePool::connect(&sqlite_url(dir.path(), "auth.db"))
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url(dir.path(), "auth.db"))
         .await
-        .expect("open auth.db");
+        .expect("open auth-service's database");
     let now = chrono::Utc::now().timestamp();
     let mut tx = db.begin().await.expect("begin");
     for i in 0..HELD {
         sqlx::query(
-            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)",
+            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES ($1, $2, $3)",
         )
         .bind(format!("bench-session-{i:06}-{}", uuid::Uuid::new_v4()))
         .bind(now + 900)
@@ -489,13 +552,15 @@ async fn revocations_held(
         .await
         .expect("insert");
     }
-    sqlx::query("INSERT INTO revocations (session_id, expire_time, create_time) VALUES (?, ?, ?)")
-        .bind(&probe_sid)
-        .bind(now + 900)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .expect("insert");
+    sqlx::query(
+        "INSERT INTO revocations (session_id, expire_time, create_time) VALUES ($1, $2, $3)",
+    )
+    .bind(&probe_sid)
+    .bind(now + 900)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .expect("insert");
     tx.commit().await.expect("commit");
     db.close().await;
     let started = Instant::now();
