@@ -393,10 +393,10 @@ async fn get_book_while_scraped(
     server.stop().await;
 }
 
-/// GetBook through nginx (`grpc_pass`, as in docker-compose.scale.yml) to 1, then 2
-/// book-service replicas on the same database: the balancer's cost against the direct line, and
-/// what a second replica adds on this machine. Skipped when `/usr/sbin/nginx` is missing (Debian:
-/// `apt-get install nginx-light`).
+/// GetBook through HAProxy (as in docker-compose.scale.yml: HTTP/2 both sides, round-robin
+/// per call) to 1, then 2 book-service replicas on the same database: the balancer's cost
+/// against the direct line, and what a second replica adds on this machine. Skipped when
+/// `/usr/sbin/haproxy` is missing (Debian: `apt-get install haproxy`).
 async fn behind_a_balancer(
     dir: &tempfile::TempDir,
     auth_addr: std::net::SocketAddr,
@@ -404,9 +404,9 @@ async fn behind_a_balancer(
     token: &str,
     id: &str,
 ) {
-    let nginx = std::path::Path::new("/usr/sbin/nginx");
-    if !nginx.exists() {
-        println!("(no /usr/sbin/nginx: the balancer lines are skipped)");
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if !haproxy.exists() {
+        println!("(no /usr/sbin/haproxy: the balancer lines are skipped)");
         return;
     }
     let mut config = book_service::Config::defaults();
@@ -416,32 +416,30 @@ async fn behind_a_balancer(
     let second = Server::start(book_service::build(config).await.expect("book-service"));
     for replicas in [vec![first], vec![first, second.addr]] {
         let port = bookstore_testkit::any_port_number();
-        let prefix = tempfile::tempdir().expect("nginx prefix");
         let servers: String = replicas
             .iter()
-            .map(|addr| format!("server {addr}; "))
+            .enumerate()
+            .map(|(i, addr)| format!("    server book{i} {addr} proto h2\n"))
             .collect();
-        let conf = format!(
-            "daemon off; worker_processes 1; pid nginx.pid; error_log stderr error; \
-             events {{ worker_connections 1024; }} \
-             http {{ access_log off; client_body_temp_path .; \
-               upstream books {{ {servers} keepalive 16; }} \
-               server {{ listen 127.0.0.1:{port} http2; \
-                 location / {{ grpc_pass grpc://books; }} }} }}"
+        let cfg = format!(
+            "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1m\n    \
+             timeout server 1m\n\
+             frontend books\n    bind 127.0.0.1:{port} proto h2\n    default_backend books\n\
+             backend books\n    balance roundrobin\n{servers}"
         );
-        std::fs::write(prefix.path().join("nginx.conf"), conf).expect("write nginx.conf");
-        let mut balancer = std::process::Command::new(nginx)
-            .arg("-p")
-            .arg(prefix.path())
-            .args(["-c", "nginx.conf"])
+        let file = tempfile::NamedTempFile::new().expect("haproxy.cfg");
+        std::fs::write(file.path(), cfg).expect("write haproxy.cfg");
+        let mut balancer = std::process::Command::new(haproxy)
+            .arg("-f")
+            .arg(file.path())
             .spawn()
-            .expect("start nginx");
+            .expect("start haproxy");
         let books = BookServiceClient::new(
             Channel::from_shared(format!("http://127.0.0.1:{port}"))
                 .expect("url")
                 .connect_lazy(),
         );
-        let label = format!("GetBook via nginx, {} replica(s)", replicas.len());
+        let label = format!("GetBook via HAProxy, {} replica(s)", replicas.len());
         get_books(&label, books, token, id).await;
         let _ = balancer.kill();
         let _ = balancer.wait();
