@@ -13,7 +13,7 @@ use bookstore_kit::{server, telemetry, waiting};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::from_args();
-    let _telemetry = telemetry::init(std::io::stderr, "auth-service");
+    let _telemetry = telemetry::init(std::io::stderr(), "auth-service");
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

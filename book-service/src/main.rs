@@ -8,7 +8,7 @@ use bookstore_kit::{server, telemetry, waiting};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::from_args();
-    let _telemetry = telemetry::init(std::io::stderr, "book-service");
+    let _telemetry = telemetry::init(std::io::stderr(), "book-service");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let run = async {

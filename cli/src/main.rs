@@ -31,14 +31,14 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Up(args) => {
-            let _telemetry = bookstore_kit::telemetry::init(std::io::stderr, "bookstore");
+            let _telemetry = bookstore_kit::telemetry::init(std::io::stderr(), "bookstore");
             up::run(args).await
         }
         command => {
             // With OTEL_EXPORTER_OTLP_ENDPOINT set, each command is one client span whose
             // context travels with its calls (`traceparent`), so the services' spans join it.
             let _telemetry = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").map(|_| {
-                bookstore_kit::telemetry::init_with_level(std::io::stderr, "bookstore", "warn")
+                bookstore_kit::telemetry::init_with_level(std::io::stderr(), "bookstore", "warn")
             });
             let span = tracing::info_span!(
                 "bookstore command",

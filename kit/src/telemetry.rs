@@ -4,18 +4,23 @@
 //! exported with OTLP over gRPC, configured by the standard OpenTelemetry variables
 //! (`OTEL_SERVICE_NAME` defaults to the binary's name), and W3C `traceparent` headers are
 //! continued and propagated.
+//!
+//! Log lines cost the call that writes them as little as possible: they go through a
+//! non-blocking writer (a background thread does the `write`; lines beyond its 128k-line buffer
+//! are dropped rather than slowing calls), and carry ANSI colours only when stderr is a terminal
+//! and `NO_COLOR` is unset, never into a file or a pipe.
 
 use opentelemetry::{global, propagation::Extractor, trace::TracerProvider as _};
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
-use tracing_subscriber::{
-    fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer,
-};
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
 /// Flushes and stops trace export when dropped: `main` holds it until the process ends.
 #[must_use = "traces are flushed when this is dropped: keep it until the process ends"]
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Flushes the buffered log lines when dropped.
+    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for Telemetry {
@@ -32,7 +37,7 @@ impl Drop for Telemetry {
 /// process. Must run inside the Tokio runtime (the OTLP exporter is a tonic client).
 pub fn init<W>(sink: W, service_name: &str) -> Telemetry
 where
-    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    W: std::io::Write + Send + 'static,
 {
     init_with_level(sink, service_name, "info")
 }
@@ -41,12 +46,17 @@ where
 /// commands log only warnings, so their stderr stays for their one-line errors).
 pub fn init_with_level<W>(sink: W, service_name: &str, default_level: &str) -> Telemetry
 where
-    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    W: std::io::Write + Send + 'static,
 {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(sink);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let (writer, log_writer) = tracing_appender::non_blocking(sink);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(colour);
     // The log level filters the log lines only: spans are exported at `info` whatever
     // `RUST_LOG` says, so quieter logs never cost traces.
     let fmt = if json {
@@ -77,6 +87,7 @@ where
         .is_ok();
     Telemetry {
         provider: provider.filter(|_| installed),
+        _log_writer: installed.then_some(log_writer),
     }
 }
 
