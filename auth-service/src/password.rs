@@ -69,7 +69,7 @@ pub fn policy_violation(password: &str) -> Option<String> {
 }
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
-fn params() -> Params {
+pub fn params() -> Params {
     Params::new(19_456, 2, 1, None).expect("OWASP argon2 parameters are valid")
 }
 

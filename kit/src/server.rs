@@ -49,6 +49,19 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// After a shutdown signal, how long in-flight calls get to finish before the server stops.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A tonic server builder with every limit above and nothing else: what the services serve
+/// with (plus their layers and routes), and the bare echo server the benchmark compares them to.
+pub fn limits() -> Server {
+    Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .load_shed(true)
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE.0))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
+}
+
 /// The tonic server with every limit above, the per-call log line, and beside `routes`:
 /// grpc.health.v1 from `health` and reflection v1 and v1alpha (none behind a token).
 pub(crate) fn grpc_server(
@@ -86,14 +99,7 @@ pub(crate) fn grpc_server(
         .build_v1alpha()
         .expect("embedded descriptor sets are valid");
 
-    Server::builder()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-        .load_shed(true)
-        .timeout(REQUEST_TIMEOUT)
-        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE.0))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
+    limits()
         .layer(CallLogLayer {
             metrics: metrics.clone(),
         })

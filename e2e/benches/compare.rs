@@ -1,0 +1,592 @@
+//! The services against what tonic itself can do, in one run:
+//!
+//! ```sh
+//! cargo build --release --bins && cargo bench -p bookstore-e2e --bench compare [-- OPTIONS]
+//! ```
+//!
+//! Starts a bare tonic "echo" server (grpc.health.v1 Check on a server with the services' own
+//! limits, [`bookstore_kit::server::limits`], and nothing else) and the real `auth-service` and
+//! `book-service` binaries as separate processes on SQLite (and again on PostgreSQL when
+//! `BOOKSTORE_TEST_POSTGRES` names a server), drives each with the same tonic client (an
+//! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
+//! to the echo, deep page to first page, CreateBook at 64 in flight to 1, Login to the raw
+//! argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each service's
+//! peak RSS. The services run as users run them (`RUST_LOG` unset: `info`).
+//!
+//! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
+//! speed), `--connections N` (HTTP/2 connections per target, default 1), `--pin` (servers on
+//! core 0, this client on core 1, with `taskset`), `--bin-dir DIR` (where the service binaries
+//! are, relative to the workspace root; default `target/release`).
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use bookstore_contract::proto::{
+    auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
+    book::{
+        book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
+        ListBooksRequest,
+    },
+};
+use bookstore_testkit::{any_port_number, bearer, database, PASSWORD};
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+/// What the command line asked for.
+#[derive(Clone)]
+struct Options {
+    /// Divides every call count by ten.
+    quick: bool,
+    /// HTTP/2 connections per target.
+    connections: usize,
+    /// Servers on core 0, the client on core 1.
+    pin: bool,
+    /// Where `auth-service` and `book-service` are.
+    bin_dir: PathBuf,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut options = Options {
+            quick: false,
+            connections: 1,
+            pin: false,
+            bin_dir: root.join("target/release"),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--pin" => options.pin = true,
+                "--connections" => {
+                    options.connections = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .expect("--connections N (N ≥ 1)");
+                }
+                // Relative to the workspace root (cargo runs benches in the package's folder).
+                "--bin-dir" => options.bin_dir = root.join(args.next().expect("--bin-dir DIR")),
+                _ => {} // `cargo bench` adds `--bench`
+            }
+        }
+        options
+    }
+
+    /// `full` calls, or a tenth of them with `--quick`.
+    fn calls(&self, full: usize) -> usize {
+        if self.quick {
+            (full / 10).max(8)
+        } else {
+            full
+        }
+    }
+
+    /// A server process, on core 0 with `--pin`.
+    fn command(&self, program: &std::path::Path) -> Command {
+        if self.pin {
+            let mut command = Command::new("taskset");
+            command.args(["-c", "0"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+}
+
+/// One measured figure.
+struct Figure {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Prints a figure's line, with `ratio` (what the target is stated in) when there is one.
+fn report(label: &str, figure: &Figure, ratio: Option<(&str, f64)>) {
+    let ratio = ratio.map_or(String::new(), |(what, r)| format!("  {r:>6.2} {what}"));
+    println!(
+        "{label:<44} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms{ratio}",
+        figure.per_second, figure.p50_ms, figure.p99_ms
+    );
+}
+
+/// `total` calls of `op`, `in_flight` at a time over `channels` (round-robin).
+async fn drive<F, Fut>(channels: &[Channel], total: usize, in_flight: usize, op: F) -> Figure
+where
+    F: Fn(Channel, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let (next, op, channels) = (next.clone(), op.clone(), channels.to_vec());
+            tokio::spawn(async move {
+                let mut histogram = Histogram::<u64>::new(3).expect("histogram");
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return histogram;
+                    }
+                    let call = Instant::now();
+                    op(channels[i % channels.len()].clone(), i).await;
+                    let micros = u64::try_from(call.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    histogram.record(micros.max(1)).expect("record");
+                }
+            })
+        })
+        .collect();
+    let mut histogram = Histogram::<u64>::new(3).expect("histogram");
+    for task in tasks {
+        histogram
+            .add(task.await.expect("load task"))
+            .expect("merge");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Figure {
+        per_second: total as f64 / seconds,
+        p50_ms: histogram.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    }
+}
+
+/// A child process, killed when dropped.
+struct Process(Child);
+
+impl Process {
+    /// Peak resident set size so far (`VmHWM`), in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|line| {
+                    let kib = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
+                    kib.trim().parse::<f64>().ok()
+                })
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `count` channels to `addr`, once it reports SERVING.
+async fn channels(addr: SocketAddr, count: usize) -> Vec<Channel> {
+    let url = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let serving = match Channel::from_shared(url.clone())
+            .expect("url")
+            .connect()
+            .await
+        {
+            Ok(channel) => HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32),
+            Err(_) => false,
+        };
+        if serving {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not serve within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut channels = Vec::new();
+    for _ in 0..count {
+        channels.push(
+            Channel::from_shared(url.clone())
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    channels
+}
+
+/// Health/Check calls: the same tiny unary call on any of our servers.
+async fn health_checks(channels: &[Channel], options: &Options) -> Figure {
+    drive(
+        channels,
+        options.calls(100_000),
+        64,
+        |channel, _| async move {
+            HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .expect("health check");
+        },
+    )
+    .await
+}
+
+/// Argon2id hashes per second with the service's parameters, one thread per core.
+fn raw_argon2_rate(options: &Options) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_core = options.calls(40);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let argon = argon2::Argon2::new(
+                    argon2::Algorithm::Argon2id,
+                    argon2::Version::V0x13,
+                    auth_service::password::params(),
+                );
+                let mut out = [0u8; 32];
+                for i in 0..per_core {
+                    argon
+                        .hash_password_into(PASSWORD.as_bytes(), &[i as u8; 16], &mut out)
+                        .expect("argon2");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("argon2 thread");
+    }
+    (cores * per_core) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Starts both services on `auth_db` and `book_db`, measures them, stops them.
+async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, options: &Options) {
+    println!("\n-- the services on {backend}");
+    let (auth_port, book_port) = (any_port_number(), any_port_number());
+    let auth_addr = SocketAddr::from(([127, 0, 0, 1], auth_port));
+    let book_addr = SocketAddr::from(([127, 0, 0, 1], book_port));
+    let spawn = |binary: &str, args: &[&str]| {
+        let path = options.bin_dir.join(binary);
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --release --bins` first (or pass --bin-dir)",
+            path.display()
+        );
+        Process(
+            options
+                .command(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a service"),
+        )
+    };
+    let auth_listen = auth_addr.to_string();
+    let auth = spawn(
+        "auth-service",
+        &["--listen", &auth_listen, "--database-url", auth_db],
+    );
+    let auth_channels = channels(auth_addr, options.connections).await;
+    let auth_url = format!("http://{auth_addr}");
+    let book_listen = book_addr.to_string();
+    let book = spawn(
+        "book-service",
+        &[
+            "--listen",
+            &book_listen,
+            "--database-url",
+            book_db,
+            "--auth-url",
+            &auth_url,
+        ],
+    );
+    let book_channels = channels(book_addr, options.connections).await;
+
+    let mut client = AuthServiceClient::new(auth_channels[0].clone());
+    client
+        .register(RegisterRequest {
+            username: "bench".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("register");
+    let login = || LoginRequest {
+        username: "bench".into(),
+        password: PASSWORD.into(),
+    };
+    let token = client.login(login()).await.expect("login").into_inner();
+    let token = Arc::new(token.access_token);
+
+    let health = health_checks(&book_channels, options).await;
+    let ratio = health.per_second / echo.per_second;
+    report(
+        "Health/Check on book-service (c=64)",
+        &health,
+        Some(("x echo", ratio)),
+    );
+
+    // CreateBook at 1, 8 and 64 in flight: what group commit would change.
+    let create = |in_flight: usize, total: usize| {
+        let (channels, token) = (book_channels.clone(), token.clone());
+        async move {
+            drive(&channels, total, in_flight, move |channel, i| {
+                let token = token.clone();
+                async move {
+                    let book = Book {
+                        title: format!("Book {i}"),
+                        author: "Bench".into(),
+                        price_cents: 100,
+                        ..Book::default()
+                    };
+                    let request = CreateBookRequest {
+                        book: Some(book),
+                        request_id: String::new(),
+                    };
+                    BookServiceClient::new(channel)
+                        .create_book(bearer(request, &token))
+                        .await
+                        .expect("create");
+                }
+            })
+            .await
+        }
+    };
+    let one = create(1, options.calls(500)).await;
+    report("CreateBook, durable (c=1)", &one, None);
+    let eight = create(8, options.calls(2_000)).await;
+    report("CreateBook, durable (c=8)", &eight, None);
+    let sixty_four = create(64, options.calls(5_000)).await;
+    let ratio = sixty_four.per_second / one.per_second;
+    report(
+        "CreateBook, durable (c=64)",
+        &sixty_four,
+        Some(("x c=1", ratio)),
+    );
+
+    let list = |page_token: String| {
+        let token = token.clone();
+        move |channel: Channel, _| {
+            let (token, page_token) = (token.clone(), page_token.clone());
+            async move {
+                let request = ListBooksRequest {
+                    page_size: 50,
+                    page_token,
+                    ..Default::default()
+                };
+                BookServiceClient::new(channel)
+                    .list_books(bearer(request, &token))
+                    .await
+                    .expect("list");
+            }
+        }
+    };
+    let mut books = BookServiceClient::new(book_channels[0].clone());
+    let mut deep = String::new();
+    let mut id = String::new();
+    for page in 0..98 {
+        let request = ListBooksRequest {
+            page_size: 50,
+            page_token: deep,
+            ..Default::default()
+        };
+        let answer = books
+            .list_books(bearer(request, &token))
+            .await
+            .expect("list")
+            .into_inner();
+        if page == 0 {
+            id = answer.books[0].id.clone();
+        }
+        deep = answer.next_page_token;
+        if deep.is_empty() {
+            break;
+        }
+    }
+    let first = drive(
+        &book_channels,
+        options.calls(5_000),
+        16,
+        list(String::new()),
+    )
+    .await;
+    report(
+        "ListBooks(50), first page (c=16)",
+        &first,
+        Some(("x echo", first.per_second / echo.per_second)),
+    );
+    if !deep.is_empty() {
+        let far = drive(&book_channels, options.calls(5_000), 16, list(deep)).await;
+        let ratio = far.per_second / first.per_second;
+        report(
+            "ListBooks(50), page 99 (c=16)",
+            &far,
+            Some(("x first page", ratio)),
+        );
+    }
+
+    let get = |channels: Vec<Channel>, total: usize| {
+        let (token, id) = (token.clone(), id.clone());
+        async move {
+            drive(&channels, total, 64, move |channel, _| {
+                let (token, id) = (token.clone(), id.clone());
+                async move {
+                    BookServiceClient::new(channel)
+                        .get_book(bearer(GetBookRequest { id }, &token))
+                        .await
+                        .expect("get");
+                }
+            })
+            .await
+        }
+    };
+    let unloaded = get(book_channels.clone(), options.calls(100_000)).await;
+    let ratio = unloaded.per_second / echo.per_second;
+    report(
+        "GetBook, reused token (c=64)",
+        &unloaded,
+        Some(("x echo", ratio)),
+    );
+
+    let logins = drive(
+        &auth_channels,
+        options.calls(64),
+        8,
+        move |channel, _| async move {
+            AuthServiceClient::new(channel)
+                .login(login())
+                .await
+                .expect("login");
+        },
+    )
+    .await;
+    let raw = raw_argon2_rate(options);
+    let ratio = logins.per_second / raw;
+    report("Login (c=8)", &logins, Some(("x raw argon2id", ratio)));
+
+    // A login storm (32 in flight, until the GetBook figure is taken) beside GetBook.
+    let storming = Arc::new(AtomicBool::new(true));
+    let storm: Vec<_> = (0..32)
+        .map(|i| {
+            let (channel, storming) = (
+                auth_channels[i % auth_channels.len()].clone(),
+                storming.clone(),
+            );
+            tokio::spawn(async move {
+                let mut client = AuthServiceClient::new(channel);
+                while storming.load(Ordering::Relaxed) {
+                    let _ = client.login(login()).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stormy = get(book_channels.clone(), options.calls(50_000)).await;
+    storming.store(false, Ordering::Relaxed);
+    for task in storm {
+        let _ = task.await;
+    }
+    let ratio = stormy.p99_ms / unloaded.p99_ms;
+    report(
+        "GetBook during a 32-way login storm",
+        &stormy,
+        Some(("x unloaded p99", ratio)),
+    );
+
+    println!(
+        "peak RSS: book-service {:.1} MiB, auth-service {:.1} MiB",
+        book.peak_rss_mib(),
+        auth.peak_rss_mib()
+    );
+}
+
+/// The bare tonic server: grpc.health.v1 with the services' limits, nothing else.
+async fn serve_echo(addr: SocketAddr) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    bookstore_kit::server::limits()
+        .add_service(service)
+        .serve(addr)
+        .await
+        .expect("echo server");
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("--echo-server") {
+        let addr = args.next().expect("address").parse().expect("address");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(serve_echo(addr));
+        return;
+    }
+    let options = Options::parse();
+    if options.pin {
+        let pinned = Command::new("taskset")
+            .args(["-p", "-c", "1", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+        assert!(pinned.is_ok_and(|s| s.success()), "--pin needs taskset");
+    }
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(run(options));
+}
+
+async fn run(options: Options) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "Bookstore against a bare tonic server ({cores} cores{}, {} HTTP/2 connection(s) per target{})",
+        if options.pin { ", servers on core 0, client on core 1" } else { "" },
+        options.connections,
+        if options.quick { ", --quick" } else { "" },
+    );
+    let echo_addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
+    let echo_process = Process(
+        options
+            .command(&std::env::current_exe().expect("this executable"))
+            .args(["--echo-server", &echo_addr.to_string()])
+            .spawn()
+            .expect("start the echo server"),
+    );
+    let echo_channels = channels(echo_addr, options.connections).await;
+    let echo = health_checks(&echo_channels, &options).await;
+    report("echo: Health/Check on a bare tonic server", &echo, None);
+    println!("peak RSS: echo {:.1} MiB", echo_process.peak_rss_mib());
+    drop(echo_process);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = |file| bookstore_kit::storage::sqlite_url(dir.path(), file);
+    services(
+        "SQLite",
+        &sqlite("auth.db"),
+        &sqlite("books.db"),
+        &echo,
+        &options,
+    )
+    .await;
+    if let Some(server) = database::postgres() {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let (auth_db, book_db) = (format!("bench_auth_{run}"), format!("bench_books_{run}"));
+        database::create_database(&server, &auth_db);
+        database::create_database(&server, &book_db);
+        let (auth_db, book_db) = (
+            database::with_database(&server, &auth_db),
+            database::with_database(&server, &book_db),
+        );
+        services("PostgreSQL", &auth_db, &book_db, &echo, &options).await;
+    }
+}
