@@ -105,8 +105,9 @@ impl Database {
         let options = SqliteConnectOptions::from_str(url)?;
         let path = options.get_filename().to_path_buf();
         create_private(&path)?;
-        // The Any driver rebuilds SQLite options from a URL, which carries the open mode only;
-        // the pragmas are set on each new connection instead.
+        // The Any driver rebuilds SQLite options from a URL, which carries the open mode only:
+        // foreign keys and the 5 s busy timeout are sqlx's defaults for every connection, and
+        // `synchronous` is set on each new connection here.
         let any = |options: SqliteConnectOptions| {
             AnyConnectOptions::from_str(options.to_url_lossy().as_str())
         };

@@ -40,7 +40,7 @@ pub async fn until_database_reachable(
         Err(e) if !storage::is_busy(e) => anyhow::bail!("database: {}", storage::describe(e)),
         Err(_) => {}
     }
-    let (stop, stopping) = stop_signal();
+    let (stop, _stopping) = stop_signal();
     let placeholder = Service {
         name,
         routes: Routes::default(),
@@ -73,11 +73,9 @@ pub async fn until_database_reachable(
                 anyhow::bail!("database: {}", storage::describe(&e));
             }
         }
-        let mut stopping = stopping.clone();
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = server::shutdown_signal() => break false,
-            () = stopping.wait() => break false,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt = storage::probe(url).await;
