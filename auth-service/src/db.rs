@@ -292,16 +292,7 @@ impl Db {
         expire_time: i64,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(family_id)
-        .bind(user_id)
-        .bind(expire_time)
-        .execute(&mut *tx)
-        .await?;
+        insert_refresh_token(&mut tx, token_hash, family_id, user_id, expire_time).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -330,16 +321,7 @@ impl Db {
             let family_id: String = row.try_get("family_id")?;
             let user_id: String = row.try_get("user_id")?;
             let expire_time: i64 = row.try_get("expire_time")?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(new_hash)
-            .bind(&family_id)
-            .bind(&user_id)
-            .bind(expire_time)
-            .execute(&mut *tx)
-            .await?;
+            insert_refresh_token(&mut tx, new_hash, &family_id, &user_id, expire_time).await?;
             tx.commit().await?;
             return Ok(Rotation::Rotated {
                 user_id,
@@ -482,6 +464,27 @@ impl Db {
         tx.commit().await?;
         Ok((tokens, counters))
     }
+}
+
+/// Stores a live refresh token of `family_id` (the first of a login, or a rotation's successor).
+async fn insert_refresh_token(
+    tx: &mut Transaction<'static, Any>,
+    token_hash: &str,
+    family_id: &str,
+    user_id: &str,
+    expire_time: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(family_id)
+    .bind(user_id)
+    .bind(expire_time)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Ends the login session `family`: its refresh tokens are revoked and, if any was still live,

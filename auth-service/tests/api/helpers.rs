@@ -11,7 +11,7 @@ use auth_service::{admin::Admin, Config};
 use bookstore_contract::{
     proto::auth::{
         auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
-        LoginRequest, LoginResponse, RegisterRequest, User,
+        GetJwksRequest, GetJwksResponse, LoginRequest, LoginResponse, RegisterRequest, User,
     },
     token::Expectations,
 };
@@ -127,6 +127,16 @@ impl TestApp {
     /// UserService client (add the token per request with [`bearer`]).
     pub async fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(self.channel().await)
+    }
+
+    /// The published key set (GetJwks).
+    pub async fn jwks(&self) -> GetJwksResponse {
+        self.auth()
+            .await
+            .get_jwks(GetJwksRequest {})
+            .await
+            .expect("jwks")
+            .into_inner()
     }
 
     /// Registers `username` with [`PASSWORD`].

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bookstore_contract::{
-    proto::auth::{GetCurrentUserRequest, GetJwksRequest, LogoutRequest, RefreshTokenRequest},
+    proto::auth::{GetCurrentUserRequest, LogoutRequest, RefreshTokenRequest},
     token::{self, Expectations, KeySet},
 };
 use tonic::Code;
@@ -24,13 +24,7 @@ async fn login_issues_a_verifiable_eddsa_token_and_a_refresh_token() {
     assert!(login.refresh_token.len() >= 43, "256 bits, base64url");
     assert_eq!(login.user.as_ref(), Some(&user));
 
-    let jwks = app
-        .auth()
-        .await
-        .get_jwks(GetJwksRequest {})
-        .await
-        .expect("jwks")
-        .into_inner();
+    let jwks = app.jwks().await;
     let keys = KeySet::from_jwks(&jwks.keys);
     let (claims, kid) = token::verify(&login.access_token, &keys, &app.expectations(), app.now())
         .expect("token verifies with the published key");
@@ -44,13 +38,7 @@ async fn login_issues_a_verifiable_eddsa_token_and_a_refresh_token() {
 #[tokio::test]
 async fn get_jwks_publishes_one_okp_ed25519_key() {
     let app = TestApp::spawn().await;
-    let jwks = app
-        .auth()
-        .await
-        .get_jwks(GetJwksRequest {})
-        .await
-        .expect("jwks")
-        .into_inner();
+    let jwks = app.jwks().await;
     assert_eq!(jwks.keys.len(), 1);
     let key = &jwks.keys[0];
     assert_eq!(
@@ -265,13 +253,7 @@ async fn tokens_of_another_issuer_are_refused() {
     let app = TestApp::spawn().await;
     app.register("heidi").await;
     let login = app.login("heidi").await;
-    let jwks = app
-        .auth()
-        .await
-        .get_jwks(GetJwksRequest {})
-        .await
-        .expect("jwks")
-        .into_inner();
+    let jwks = app.jwks().await;
     let other = Expectations {
         issuer: "someone-else".into(),
         audience: "bookstore".into(),
