@@ -63,8 +63,8 @@ impl Books {
             version: 1,
         };
         book.set_fields(fields);
-        let request = request_id.as_deref().map(|id| (id, fingerprint.as_str()));
-        match self.db.create_book(&book, request).await? {
+        let request = request_id.map(|id| (id, fingerprint.clone()));
+        match self.db.create_book(book, request).await? {
             Created::New(book) => Ok(book),
             Created::Replay {
                 fingerprint: first,
@@ -114,11 +114,12 @@ impl Books {
         patch: BookFields,
         paths: Vec<&str>,
     ) -> Result<BookRow> {
+        let paths: Vec<String> = paths.into_iter().map(str::to_string).collect();
         self.db
             .update_book(
-                owner_id,
-                id,
-                |current| {
+                owner_id.to_string(),
+                id.to_string(),
+                move |current| {
                     check_etag(current, etag_wanted.as_deref())?;
                     let mut fields = current.fields();
                     fields.merge(&patch, &paths);
@@ -137,7 +138,7 @@ impl Books {
         etag_wanted: Option<String>,
     ) -> Result<()> {
         self.db
-            .delete_book(owner_id, id, |current| {
+            .delete_book(owner_id.to_string(), id.to_string(), move |current| {
                 check_etag(current, etag_wanted.as_deref())
             })
             .await

@@ -1,5 +1,6 @@
 //! All SQL of book-service, one code path for SQLite and PostgreSQL ([`bookstore_kit::storage`]).
-//! Each write is one transaction, acknowledged only after its commit. Across replicas, a
+//! Each write is one unit ([`Database::write`]: on SQLite grouped with the writes arriving
+//! with it, each in its own savepoint), acknowledged only after its commit. Across replicas, a
 //! read-modify-write locks the row it read ([`Database::for_update`]) and a request_id is
 //! claimed by the primary key of `create_requests`, so the rules hold without any lock in this
 //! process.
@@ -114,59 +115,65 @@ impl Db {
     /// request_id seen before stores nothing and reports what it was used for.
     pub async fn create_book(
         &self,
-        book: &BookRow,
-        request: Option<(&str, &str)>,
+        book: BookRow,
+        request: Option<(String, String)>,
     ) -> Result<Created> {
-        let mut tx = self.0.begin_write().await?;
-        if let Some((request_id, fingerprint)) = request {
-            // The primary key claims the request_id: a concurrent transaction with the same
-            // one (on any replica) waits here for the first to commit, then inserts nothing.
-            let claimed = sqlx::query(
-                "INSERT INTO create_requests (owner_id, request_id, book_id, fingerprint)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, request_id) DO NOTHING",
-            )
-            .bind(&book.owner_id)
-            .bind(request_id)
-            .bind(&book.id)
-            .bind(fingerprint)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                let (book_id, fingerprint): (String, String) = sqlx::query_as(
-                    "SELECT book_id, fingerprint FROM create_requests
-                     WHERE owner_id = $1 AND request_id = $2",
-                )
-                .bind(&book.owner_id)
-                .bind(request_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let book = select_book(&mut *tx, &book.owner_id, &book_id, "").await?;
-                return Ok(Created::Replay { fingerprint, book });
-            }
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO books (id, owner_id, title, title_folded, author, author_folded, publisher,
-                                price_cents, isbn, create_time, update_time, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&book.id)
-        .bind(&book.owner_id)
-        .bind(&book.title)
-        .bind(fold(&book.title))
-        .bind(&book.author)
-        .bind(fold(&book.author))
-        .bind(&book.publisher)
-        .bind(book.price_cents)
-        .bind(&book.isbn)
-        .bind(book.create_time)
-        .bind(book.update_time)
-        .bind(book.version)
-        .execute(&mut *tx)
-        .await;
-        unique_is_isbn(inserted)?;
-        tx.commit().await?;
-        Ok(Created::New(book.clone()))
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    if let Some((request_id, fingerprint)) = request {
+                        // The primary key claims the request_id: a concurrent transaction with
+                        // the same one (on any replica) waits here for the first to commit,
+                        // then inserts nothing.
+                        let claimed = sqlx::query(
+                            "INSERT INTO create_requests (owner_id, request_id, book_id, fingerprint)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, request_id) DO NOTHING",
+                        )
+                        .bind(&book.owner_id)
+                        .bind(&request_id)
+                        .bind(&book.id)
+                        .bind(fingerprint)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        if claimed == 0 {
+                            let (book_id, fingerprint): (String, String) = sqlx::query_as(
+                                "SELECT book_id, fingerprint FROM create_requests
+                                 WHERE owner_id = $1 AND request_id = $2",
+                            )
+                            .bind(&book.owner_id)
+                            .bind(&request_id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                            let book = select_book(conn, &book.owner_id, &book_id, "").await?;
+                            return Ok(Created::Replay { fingerprint, book });
+                        }
+                    }
+                    let inserted = sqlx::query(
+                        "INSERT INTO books (id, owner_id, title, title_folded, author, author_folded,
+                                            publisher, price_cents, isbn, create_time, update_time,
+                                            version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(&book.id)
+                    .bind(&book.owner_id)
+                    .bind(&book.title)
+                    .bind(fold(&book.title))
+                    .bind(&book.author)
+                    .bind(fold(&book.author))
+                    .bind(&book.publisher)
+                    .bind(book.price_cents)
+                    .bind(&book.isbn)
+                    .bind(book.create_time)
+                    .bind(book.update_time)
+                    .bind(book.version)
+                    .execute(conn)
+                    .await;
+                    unique_is_isbn(inserted)?;
+                    Ok(Created::New(book))
+                })
+            }))
+            .await
     }
 
     /// The book `id` of `owner_id`.
@@ -221,61 +228,72 @@ impl Db {
     /// cannot both pass the check.
     pub async fn update_book(
         &self,
-        owner_id: &str,
-        id: &str,
-        change: impl FnOnce(&BookRow) -> Result<BookFields>,
+        owner_id: String,
+        id: String,
+        change: impl FnOnce(&BookRow) -> Result<BookFields> + Send + 'static,
         now: i64,
     ) -> Result<BookRow> {
-        let mut tx = self.0.begin_write().await?;
-        let mut book = select_book(&mut *tx, owner_id, id, self.0.for_update())
-            .await?
-            .ok_or(Error::NotFound)?;
-        let fields = change(&book)?;
-        book.set_fields(fields);
-        book.update_time = now.max(book.update_time);
-        book.version += 1;
-        let updated = sqlx::query(
-            "UPDATE books SET title = $1, title_folded = $2, author = $3, author_folded = $4,
-                              publisher = $5, price_cents = $6, isbn = $7, update_time = $8, version = $9
-             WHERE owner_id = $10 AND id = $11",
-        )
-        .bind(&book.title)
-        .bind(fold(&book.title))
-        .bind(&book.author)
-        .bind(fold(&book.author))
-        .bind(&book.publisher)
-        .bind(book.price_cents)
-        .bind(&book.isbn)
-        .bind(book.update_time)
-        .bind(book.version)
-        .bind(owner_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await;
-        unique_is_isbn(updated)?;
-        tx.commit().await?;
-        Ok(book)
+        let lock = self.0.for_update();
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    let mut book = select_book(&mut *conn, &owner_id, &id, lock)
+                        .await?
+                        .ok_or(Error::NotFound)?;
+                    let fields = change(&book)?;
+                    book.set_fields(fields);
+                    book.update_time = now.max(book.update_time);
+                    book.version += 1;
+                    let updated = sqlx::query(
+                        "UPDATE books SET title = $1, title_folded = $2, author = $3,
+                                          author_folded = $4, publisher = $5, price_cents = $6,
+                                          isbn = $7, update_time = $8, version = $9
+                         WHERE owner_id = $10 AND id = $11",
+                    )
+                    .bind(&book.title)
+                    .bind(fold(&book.title))
+                    .bind(&book.author)
+                    .bind(fold(&book.author))
+                    .bind(&book.publisher)
+                    .bind(book.price_cents)
+                    .bind(&book.isbn)
+                    .bind(book.update_time)
+                    .bind(book.version)
+                    .bind(&owner_id)
+                    .bind(&id)
+                    .execute(conn)
+                    .await;
+                    unique_is_isbn(updated)?;
+                    Ok(book)
+                })
+            }))
+            .await
     }
 
     /// Deletes the book after `check` accepts it, in one transaction.
     pub async fn delete_book(
         &self,
-        owner_id: &str,
-        id: &str,
-        check: impl FnOnce(&BookRow) -> Result<()>,
+        owner_id: String,
+        id: String,
+        check: impl FnOnce(&BookRow) -> Result<()> + Send + 'static,
     ) -> Result<()> {
-        let mut tx = self.0.begin_write().await?;
-        let book = select_book(&mut *tx, owner_id, id, self.0.for_update())
-            .await?
-            .ok_or(Error::NotFound)?;
-        check(&book)?;
-        sqlx::query("DELETE FROM books WHERE owner_id = $1 AND id = $2")
-            .bind(owner_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let lock = self.0.for_update();
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    let book = select_book(&mut *conn, &owner_id, &id, lock)
+                        .await?
+                        .ok_or(Error::NotFound)?;
+                    check(&book)?;
+                    sqlx::query("DELETE FROM books WHERE owner_id = $1 AND id = $2")
+                        .bind(&owner_id)
+                        .bind(&id)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            }))
+            .await
     }
 }
 

@@ -73,9 +73,9 @@ impl BookFields {
     }
 
     /// Copies the fields named by `paths` from `patch`.
-    pub fn merge(&mut self, patch: &BookFields, paths: &[&str]) {
+    pub fn merge(&mut self, patch: &BookFields, paths: &[String]) {
         for path in paths {
-            match *path {
+            match path.as_str() {
                 "title" => self.title.clone_from(&patch.title),
                 "author" => self.author.clone_from(&patch.author),
                 "publisher" => self.publisher.clone_from(&patch.publisher),

@@ -141,6 +141,10 @@ impl App {
             "Database connections by pool and state.",
             &["pool", "state"],
         );
+        if let Some(counts) = database.as_ref().and_then(Database::group_commit_counts) {
+            metrics.register(counts.commits.clone());
+            metrics.register(counts.writes.clone());
+        }
         let pools = database.clone();
         metrics.sample_before_scrape(move || {
             for (pool, open, idle) in pools.iter().flat_map(Database::pool_use) {

@@ -10,6 +10,7 @@
 //!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
 //! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
 //!   mapping, for SQLite and PostgreSQL.
+//! - [`group_commit`]: on SQLite, writes that arrive together share one transaction and fsync.
 //! - [`waiting`]: health NOT_SERVING while the database is not reachable yet, with backoff.
 //! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
 //! - [`client`]: the one place outgoing connections are configured.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod group_commit;
 pub mod health;
 pub mod http;
 pub mod metrics;

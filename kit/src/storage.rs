@@ -6,9 +6,10 @@
 //!
 //! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
 //! serialises this process's writes, and every writing transaction starts with `BEGIN
-//! IMMEDIATE` ([`Database::begin_write`]), so a transaction never has to upgrade a read lock
-//! (the case where SQLite answers "database is locked" without waiting). Another process writing
-//! at the same time (the admin subcommands) is waited for up to the busy timeout.
+//! IMMEDIATE`, so a transaction never has to upgrade a read lock (the case where SQLite answers
+//! "database is locked" without waiting). Writes that arrive together share one transaction and
+//! one fsync ([`Database::write`], [`crate::group_commit`]). Another process writing at the same
+//! time (the admin subcommands) is waited for up to the busy timeout.
 //!
 //! **PostgreSQL**: one pool of [`POSTGRES_CONNECTIONS`] per process, READ COMMITTED
 //! transactions. No process is the single writer, so a read-modify-write locks what it read:
@@ -30,6 +31,8 @@ use sqlx::{
     Any, AnyPool, ConnectOptions, Executor, Transaction,
 };
 use tonic::Status;
+
+use crate::group_commit::{GroupCommit, Work};
 
 /// How long a statement waits for another connection's lock (SQLite), and how long a call
 /// waits for a free connection, before giving up with UNAVAILABLE.
@@ -82,8 +85,10 @@ pub fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Database {
     backend: Backend,
-    /// Where writing transactions run; use [`Database::begin_write`].
+    /// Where writing transactions run; use [`Database::write`] or [`Database::begin_write`].
     writer: AnyPool,
+    /// SQLite only: the task that owns the writer connection and groups writes.
+    group: Option<GroupCommit>,
     /// For queries that change nothing (the writer's pool again on PostgreSQL).
     pub reader: AnyPool,
 }
@@ -136,6 +141,7 @@ impl Database {
             .await?;
         Ok(Database {
             backend: Backend::Sqlite,
+            group: Some(GroupCommit::start(writer.clone())),
             writer,
             reader,
         })
@@ -159,6 +165,7 @@ impl Database {
         migrator.run(&pool).await?;
         Ok(Database {
             backend: Backend::Postgres,
+            group: None,
             writer: pool.clone(),
             reader: pool,
         })
@@ -169,8 +176,28 @@ impl Database {
         self.backend
     }
 
-    /// Starts a writing transaction (`BEGIN IMMEDIATE` on SQLite). It rolls back when dropped
-    /// uncommitted; nothing is acknowledged before `commit` returns.
+    /// Runs `work` in a writing transaction and returns its result once that committed; an
+    /// error from `work` rolls back what it wrote. On SQLite, writes arriving together share
+    /// one transaction, each in its own savepoint ([`crate::group_commit`]); on PostgreSQL, whose
+    /// server groups commits itself, each runs in a transaction of its own on the pool. For the
+    /// hot writes (book CRUD).
+    pub async fn write<T, E>(&self, work: Work<T, E>) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+    {
+        if let Some(group) = &self.group {
+            return group.write(work).await;
+        }
+        let mut tx = self.begin_write().await?;
+        let value = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    /// Starts a writing transaction of its own (`BEGIN IMMEDIATE` on SQLite, taking the writer
+    /// connection between two group commits). It rolls back when dropped uncommitted; nothing is
+    /// acknowledged before `commit` returns. For rare writes that read a lot first (auth's).
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
@@ -210,6 +237,11 @@ impl Database {
         stored
             .try_into()
             .map_err(|_| sqlx::Error::Protocol(format!("setting {name} is not 32 bytes")))
+    }
+
+    /// The group-commit counters (SQLite), for `/metrics`.
+    pub fn group_commit_counts(&self) -> Option<&crate::group_commit::Counts> {
+        self.group.as_ref().map(GroupCommit::counts)
     }
 
     /// Connections of each pool: (pool, open, idle).

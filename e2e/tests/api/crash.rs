@@ -1,5 +1,6 @@
-//! kill -9 of book-service during a 16-writer burst: every acknowledged book survives, and no
-//! request_id is stored twice.
+//! kill -9 of book-service during a burst of writers (16, and 64 so that group commit puts many
+//! writes in each transaction): every acknowledged book survives, and no request_id is stored
+//! twice.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -45,6 +46,18 @@ fn request(request_id: &str) -> CreateBookRequest {
 
 #[tokio::test]
 async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
+    kill_9_during_a_burst(16).await;
+}
+
+#[tokio::test]
+async fn kill_9_during_a_64_writer_burst_loses_no_acknowledged_book() {
+    kill_9_during_a_burst(64).await;
+}
+
+/// `count` writers create books with fresh request_ids until the server is killed (after 5
+/// acknowledged books per writer), then every acknowledged book is read back and every request
+/// sent is retried.
+async fn kill_9_during_a_burst(count: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let auth = start_auth(dir.path(), any_port()).await;
     let auth_url = auth.url();
@@ -57,7 +70,7 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
     let acknowledged = Arc::new(Mutex::new(HashMap::<String, String>::new()));
     let sent = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..count {
         let mut client = client(&process).await;
         let (acknowledged, sent, token) = (acknowledged.clone(), sent.clone(), token.clone());
         writers.push(tokio::spawn(async move {
@@ -77,7 +90,7 @@ async fn kill_9_during_a_16_writer_burst_loses_no_acknowledged_book() {
             }
         }));
     }
-    while acknowledged.lock().expect("lock").len() < 80 {
+    while acknowledged.lock().expect("lock").len() < 5 * count {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     process.kill9();
