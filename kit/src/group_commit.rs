@@ -33,11 +33,14 @@ type Job = Box<
 >;
 
 /// A write that ran: keep its savepoint or roll it back, and answer its caller with the
-/// commit's outcome (`Some` error when the commit failed).
+/// commit's outcome.
 struct Done {
     keep: bool,
-    answer: Box<dyn FnOnce(Option<&sqlx::Error>) + Send>,
+    answer: Answer,
 }
+
+/// Tells a caller its result, given the error that failed the commit (`None`: committed).
+type Answer = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
 
 /// The queue to the writer task (cheap to clone).
 #[derive(Debug, Clone)]
