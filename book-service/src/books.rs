@@ -1,6 +1,8 @@
 //! The work behind every BookService RPC. Handlers in [`crate::service`] validate and convert;
 //! this module decides.
 
+use std::sync::Arc;
+
 use bookstore_kit::{
     clock::Clock,
     paging::{Cursor, PageRequest, PageTokens},
@@ -9,6 +11,7 @@ use bookstore_kit::{
 use crate::{
     db::{BookRow, Created, Db, Filter},
     error::{Error, Result},
+    total_sizes::TotalSizes,
     validate::BookFields,
 };
 
@@ -28,7 +31,7 @@ pub struct Page {
     pub total_size: i64,
 }
 
-/// Storage, the page-token key and the clock.
+/// Storage, the page-token key, the clock and the kept list sizes.
 #[derive(Debug, Clone)]
 pub struct Books {
     /// The database.
@@ -37,6 +40,8 @@ pub struct Books {
     pub page_tokens: PageTokens,
     /// "Now" (book times are Unix microseconds, so books made within a second keep their order).
     pub clock: Clock,
+    /// `total_size` of each filter, kept between pages and forgotten by writes.
+    pub total_sizes: Arc<TotalSizes>,
 }
 
 impl Books {
@@ -64,7 +69,9 @@ impl Books {
         };
         book.set_fields(fields);
         let request = request_id.map(|id| (id, fingerprint.clone()));
-        match self.db.create_book(book, request).await? {
+        let created = self.db.create_book(book, request).await;
+        self.total_sizes.changed(owner_id);
+        match created? {
             Created::New(book) => Ok(book),
             Created::Replay {
                 fingerprint: first,
@@ -97,7 +104,14 @@ impl Books {
             create_time: last.create_time,
             id: last.id.clone(),
         });
-        let total_size = self.db.count_books(filter).await?;
+        let total_size = match self.total_sizes.get(filter) {
+            Ok(size) => size,
+            Err(ticket) => {
+                let size = self.db.count_books(filter).await?;
+                self.total_sizes.put(filter, ticket, size);
+                size
+            }
+        };
         Ok(Page {
             books,
             next_page_token,
@@ -115,7 +129,8 @@ impl Books {
         paths: Vec<&str>,
     ) -> Result<BookRow> {
         let paths: Vec<String> = paths.into_iter().map(str::to_string).collect();
-        self.db
+        let updated = self
+            .db
             .update_book(
                 owner_id.to_string(),
                 id.to_string(),
@@ -127,7 +142,9 @@ impl Books {
                 },
                 self.clock.unix_micros(),
             )
-            .await
+            .await;
+        self.total_sizes.changed(owner_id);
+        updated
     }
 
     /// Deletes the book if `etag` (when given) matches.
@@ -137,11 +154,14 @@ impl Books {
         id: &str,
         etag_wanted: Option<String>,
     ) -> Result<()> {
-        self.db
+        let deleted = self
+            .db
             .delete_book(owner_id.to_string(), id.to_string(), move |current| {
                 check_etag(current, etag_wanted.as_deref())
             })
-            .await
+            .await;
+        self.total_sizes.changed(owner_id);
+        deleted
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`service`]: thin gRPC handlers for BookService.
 //! - [`books`]: the work behind each RPC (idempotent create, paging, etag checks).
 //! - [`validate`]: book field rules; [`isbn`]: ISBN-10/13 check digits and conversion.
+//! - [`total_sizes`]: ListBooks' `total_size` per filter, kept between pages.
 //! - [`db`]: every SQL statement.
 //! - [`error`]: what a caller can be told, mapped to gRPC statuses in one place.
 //!
@@ -22,6 +23,7 @@ pub mod isbn;
 pub mod jwks;
 pub mod service;
 pub mod startup;
+pub mod total_sizes;
 pub mod validate;
 
 pub use config::{Cli, Config};

@@ -46,6 +46,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             db,
             page_tokens,
             clock: config.clock.clone(),
+            total_sizes: Arc::default(),
         },
     };
 
