@@ -117,7 +117,9 @@ impl Database {
             AnyConnectOptions::from_str(options.to_url_lossy().as_str())
         };
         let pragmas = |pool: AnyPoolOptions| {
-            pool.after_connect(|conn, _| {
+            // No ping before each checkout: a SQLite connection does not break while idle, and
+            // the ping is a round trip to the connection's worker thread on every query.
+            pool.test_before_acquire(false).after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     Ok(())

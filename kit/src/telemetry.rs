@@ -6,8 +6,8 @@
 //! continued and propagated.
 //!
 //! Log lines cost the call that writes them as little as possible: they go through a
-//! non-blocking writer (a background thread does the `write`; lines beyond its 128k-line buffer
-//! are dropped rather than slowing calls), and carry ANSI colours only when stderr is a terminal
+//! non-blocking writer (a background thread writes whatever lines are waiting in one `write`;
+//! lines beyond its 128k-line buffer are dropped rather than slowing calls), and carry ANSI colours only when stderr is a terminal
 //! and `NO_COLOR` is unset, never into a file or a pipe.
 
 use opentelemetry::{global, propagation::Extractor, trace::TracerProvider as _};
@@ -53,6 +53,9 @@ where
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
+    // The background thread writes every line waiting in the channel, then flushes: one
+    // `write` per batch of lines instead of one per line.
+    let sink = std::io::BufWriter::with_capacity(64 * 1024, sink);
     let (writer, log_writer) = tracing_appender::non_blocking(sink);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
