@@ -16,7 +16,8 @@
 //! - [`client`]: the one place outgoing connections are configured.
 //! - [`clock`]: the one time model, injectable in tests; protobuf timestamps.
 //! - [`config`]: the serving flags both services share and how a command line is parsed.
-//! - [`telemetry`]: log setup with the sink as a parameter.
+//! - [`telemetry`]: log setup with the sink as a parameter; [`log_writer`]: lines gathered in
+//!   memory and written on a timer, off the calls' path.
 //!
 //! A call to a protected RPC flows: [`server`]'s call-log layer → [`auth::Authenticator`]
 //! (verifies the bearer token) → the service's handler, which finds the claims in the request
@@ -30,6 +31,7 @@ pub mod config;
 pub mod group_commit;
 pub mod health;
 pub mod http;
+pub mod log_writer;
 pub mod metrics;
 pub mod paging;
 pub mod revocation;

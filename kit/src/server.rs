@@ -238,7 +238,8 @@ where
         Box::pin(
             async move {
                 let result = future.await;
-                let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+                // Whole microseconds: a shorter line than all the digits of an f64.
+                let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
                 match result {
                     // An error answer is "trailers-only": grpc-status is in the headers. A
                     // successful answer sends it in the trailers instead: the log line says OK

@@ -5,22 +5,34 @@
 //! (`OTEL_SERVICE_NAME` defaults to the binary's name), and W3C `traceparent` headers are
 //! continued and propagated.
 //!
-//! Log lines cost the call that writes them as little as possible: they go through a
-//! non-blocking writer (a background thread writes whatever lines are waiting in one `write`;
-//! lines beyond its 128k-line buffer are dropped rather than slowing calls), and carry ANSI colours only when stderr is a terminal
-//! and `NO_COLOR` is unset, never into a file or a pipe.
+//! Log lines cost the call that writes them as little as possible: they are gathered in memory
+//! and written by a background thread on a timer ([`crate::log_writer`]), carry no trace-export
+//! attributes, and carry ANSI colours only when stderr is a terminal and `NO_COLOR` is unset,
+//! never into a file or a pipe.
+
+use std::fmt;
 
 use opentelemetry::{global, propagation::Extractor, trace::TracerProvider as _};
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
-use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::{
+    field::{RecordFields, VisitOutput},
+    fmt::{
+        format::{DefaultVisitor, Writer},
+        FormatFields, FormattedFields,
+    },
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+    EnvFilter, Layer,
+};
 
 /// Flushes and stops trace export when dropped: `main` holds it until the process ends.
 #[must_use = "traces are flushed when this is dropped: keep it until the process ends"]
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    /// Flushes the buffered log lines when dropped.
-    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    /// Writes the gathered log lines when dropped.
+    _log_writer: Option<crate::log_writer::Flusher>,
 }
 
 impl Drop for Telemetry {
@@ -53,19 +65,16 @@ where
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    // The background thread writes every line waiting in the channel, then flushes: one
-    // `write` per batch of lines instead of one per line.
-    let sink = std::io::BufWriter::with_capacity(64 * 1024, sink);
-    let (writer, log_writer) = tracing_appender::non_blocking(sink);
+    let (writer, log_writer) = crate::log_writer::log_writer(sink);
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
+        .with_writer(move || writer.clone())
         .with_ansi(colour);
     // The log level filters the log lines only: spans are exported at `info` whatever
     // `RUST_LOG` says, so quieter logs never cost traces.
     let fmt = if json {
         fmt.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        fmt.with_filter(filter).boxed()
+        fmt.fmt_fields(TextFields).with_filter(filter).boxed()
     };
     let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")
         .is_some()
@@ -91,6 +100,61 @@ where
     Telemetry {
         provider: provider.filter(|_| installed),
         _log_writer: installed.then_some(log_writer),
+    }
+}
+
+/// The text format's fields without the span attributes kept for trace export (`otel.*`,
+/// `rpc.*`): they repeat `method`, and formatting them doubled the cost of each call's line.
+struct TextFields;
+
+impl<'w> FormatFields<'w> for TextFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = TextVisitor(DefaultVisitor::new(writer, true));
+        fields.record(&mut visitor);
+        visitor.0.finish()
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut added = String::new();
+        self.format_fields(Writer::new(&mut added), fields)?;
+        if !added.is_empty() {
+            if !current.fields.is_empty() {
+                current.fields.push(' ');
+            }
+            current.fields.push_str(&added);
+        }
+        Ok(())
+    }
+}
+
+/// The default text visitor, skipping the trace-export attributes.
+struct TextVisitor<'a>(DefaultVisitor<'a>);
+
+fn for_traces_only(field: &Field) -> bool {
+    field.name().starts_with("otel.") || field.name().starts_with("rpc.")
+}
+
+impl Visit for TextVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !for_traces_only(field) {
+            self.0.record_str(field, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if !for_traces_only(field) {
+            self.0.record_error(field, value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !for_traces_only(field) {
+            self.0.record_debug(field, value);
+        }
     }
 }
 
