@@ -138,7 +138,7 @@ impl Db {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
         Ok(sqlx::query_as(&sql)
             .bind(username)
-            .fetch_optional(&self.0.reader)
+            .fetch_optional(&mut *self.0.read().await?)
             .await?)
     }
 
@@ -147,7 +147,7 @@ impl Db {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         Ok(sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&self.0.reader)
+            .fetch_optional(&mut *self.0.read().await?)
             .await?)
     }
 
@@ -173,7 +173,7 @@ impl Db {
             .bind(time)
             .bind(id)
             .bind(limit)
-            .fetch_all(&self.0.reader)
+            .fetch_all(&mut *self.0.read().await?)
             .await?)
     }
 
@@ -236,7 +236,7 @@ impl Db {
         .bind(cursor)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.0.reader)
+        .fetch_all(&mut *self.0.read().await?)
         .await?)
     }
 
@@ -248,7 +248,7 @@ impl Db {
             "SELECT kid, private_key, create_time, retire_time FROM signing_keys
              ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid",
         )
-        .fetch_all(&self.0.reader)
+        .fetch_all(&mut *self.0.read().await?)
         .await?)
     }
 
@@ -372,8 +372,9 @@ impl Db {
     /// writer.
     pub async fn throttle_counters(&self, keys: &[(Scope, String)]) -> Result<Vec<Counter>> {
         let mut counters = Vec::with_capacity(keys.len());
+        let mut reader = self.0.read().await?;
         for (scope, key) in keys {
-            counters.push(read_counter(&self.0.reader, *scope, key, "").await?);
+            counters.push(read_counter(&mut *reader, *scope, key, "").await?);
         }
         Ok(counters)
     }

@@ -178,7 +178,7 @@ impl Db {
 
     /// The book `id` of `owner_id`.
     pub async fn book(&self, owner_id: &str, id: &str) -> Result<Option<BookRow>> {
-        select_book(&self.0.reader, owner_id, id, "").await
+        select_book(&mut *self.0.read().await?, owner_id, id, "").await
     }
 
     /// Up to `limit` books matching `filter` after `after`, in (create_time, id) order.
@@ -209,7 +209,10 @@ impl Db {
         if let Some((time, id)) = after {
             query = query.bind(time).bind(id);
         }
-        Ok(query.bind(limit).fetch_all(&self.0.reader).await?)
+        Ok(query
+            .bind(limit)
+            .fetch_all(&mut *self.0.read().await?)
+            .await?)
     }
 
     /// How many books match `filter`.
@@ -220,7 +223,7 @@ impl Db {
         for arg in args {
             query = query.bind(arg);
         }
-        Ok(query.fetch_one(&self.0.reader).await?)
+        Ok(query.fetch_one(&mut *self.0.read().await?).await?)
     }
 
     /// Reads the book, lets `change` compute its new fields (or refuse), and stores them with

@@ -10,7 +10,8 @@
 //!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
 //! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
 //!   mapping, for SQLite and PostgreSQL.
-//! - [`group_commit`]: on SQLite, writes that arrive together share one transaction and fsync.
+//! - [`group_commit`]: on SQLite, writes that arrive together share one transaction and fsync;
+//!   [`readers`]: SQLite's read-only connections, checked out without a ping.
 //! - [`waiting`]: health NOT_SERVING while the database is not reachable yet, with backoff.
 //! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
 //! - [`client`]: the one place outgoing connections are configured.
@@ -34,6 +35,7 @@ pub mod http;
 pub mod log_writer;
 pub mod metrics;
 pub mod paging;
+pub mod readers;
 pub mod revocation;
 pub mod server;
 pub mod storage;

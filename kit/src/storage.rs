@@ -32,13 +32,16 @@ use sqlx::{
 };
 use tonic::Status;
 
-use crate::group_commit::{GroupCommit, Work};
+use crate::{
+    group_commit::{GroupCommit, Work},
+    readers::{Reader, Readers},
+};
 
 /// How long a statement waits for another connection's lock (SQLite), and how long a call
 /// waits for a free connection, before giving up with UNAVAILABLE.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite reader connections (WAL lets them run beside the writer).
-const READERS: u32 = 8;
+const READERS: usize = 8;
 /// Connections each process opens to PostgreSQL, at most: a replica's share of the server's
 /// `max_connections` (100 by default).
 pub const POSTGRES_CONNECTIONS: u32 = 10;
@@ -89,8 +92,45 @@ pub struct Database {
     writer: AnyPool,
     /// SQLite only: the task that owns the writer connection and groups writes.
     group: Option<GroupCommit>,
-    /// For queries that change nothing (the writer's pool again on PostgreSQL).
-    pub reader: AnyPool,
+    /// For queries that change nothing; use [`Database::read`].
+    reading: Reading,
+}
+
+/// Where reads run.
+#[derive(Debug, Clone)]
+enum Reading {
+    /// SQLite: read-only connections of our own ([`crate::readers`]).
+    Sqlite(std::sync::Arc<Readers>),
+    /// PostgreSQL: the one pool.
+    Postgres(AnyPool),
+}
+
+/// A connection to read with (dereferences to [`sqlx::AnyConnection`], an executor).
+#[derive(Debug)]
+pub enum ReadConnection<'a> {
+    /// A SQLite reader.
+    Sqlite(Reader<'a>),
+    /// A connection of the PostgreSQL pool.
+    Postgres(sqlx::pool::PoolConnection<Any>),
+}
+
+impl std::ops::Deref for ReadConnection<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        match self {
+            ReadConnection::Sqlite(reader) => reader,
+            ReadConnection::Postgres(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadConnection<'_> {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        match self {
+            ReadConnection::Sqlite(reader) => reader,
+            ReadConnection::Postgres(conn) => conn,
+        }
+    }
 }
 
 impl Database {
@@ -112,40 +152,39 @@ impl Database {
         create_private(&path)?;
         // The Any driver rebuilds SQLite options from a URL, which carries the open mode only:
         // foreign keys and the 5 s busy timeout are sqlx's defaults for every connection, and
-        // `synchronous` is set on each new connection here.
+        // `synchronous` is set on the writer here (readers commit nothing).
         let any = |options: SqliteConnectOptions| {
             AnyConnectOptions::from_str(options.to_url_lossy().as_str())
-        };
-        let pragmas = |pool: AnyPoolOptions| {
-            // No ping before each checkout: a SQLite connection does not break while idle, and
-            // the ping is a round trip to the connection's worker thread on every query.
-            pool.test_before_acquire(false).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    Ok(())
-                })
-            })
         };
         // Processes starting together on a fresh file would each see it unmigrated and race to
         // switch it to WAL and create the tables; an exclusive lock on the directory lets one
         // do it while the others wait, then find it done. (Not on the file itself: closing any
         // descriptor of it would drop SQLite's own locks in this process.)
         let migrating = lock_directory(&path).await?;
-        let writer = pragmas(AnyPoolOptions::new().max_connections(1))
+        // No ping before each checkout: a SQLite connection does not break while idle, and the
+        // ping is a round trip to the connection's worker thread.
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    Ok(())
+                })
+            })
             .connect_with(any(options.clone().create_if_missing(true))?)
             .await?;
         // WAL is a property of the file: set once, kept by every later connection.
         writer.execute("PRAGMA journal_mode = WAL").await?;
         migrator.run(&writer).await?;
         drop(migrating);
-        let reader = pragmas(AnyPoolOptions::new().max_connections(READERS))
-            .connect_with(any(options.read_only(true))?)
-            .await?;
+        let read_only = options.read_only(true).to_url_lossy();
+        let readers = Readers::open(read_only.as_str(), READERS, BUSY_TIMEOUT).await?;
         Ok(Database {
             backend: Backend::Sqlite,
             group: Some(GroupCommit::start(writer.clone())),
             writer,
-            reader,
+            reading: Reading::Sqlite(std::sync::Arc::new(readers)),
         })
     }
 
@@ -169,13 +208,22 @@ impl Database {
             backend: Backend::Postgres,
             group: None,
             writer: pool.clone(),
-            reader: pool,
+            reading: Reading::Postgres(pool),
         })
     }
 
     /// Which backend this is, for the few statements the dialects spell differently.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection for statements that change nothing (SQLite: beside the writer, thanks to
+    /// WAL). Waits up to the busy timeout for one.
+    pub async fn read(&self) -> Result<ReadConnection<'_>, sqlx::Error> {
+        match &self.reading {
+            Reading::Sqlite(readers) => Ok(ReadConnection::Sqlite(readers.checkout().await?)),
+            Reading::Postgres(pool) => Ok(ReadConnection::Postgres(pool.acquire().await?)),
+        }
     }
 
     /// Runs `work` in a writing transaction and returns its result once that committed; an
@@ -250,10 +298,16 @@ impl Database {
     pub fn pool_use(&self) -> Vec<(&'static str, u32, usize)> {
         let use_of = |name, pool: &AnyPool| (name, pool.size(), pool.num_idle());
         match self.backend {
-            Backend::Sqlite => vec![
-                use_of("writer", &self.writer),
-                use_of("reader", &self.reader),
-            ],
+            Backend::Sqlite => {
+                let readers = match &self.reading {
+                    Reading::Sqlite(readers) => readers.usage(),
+                    Reading::Postgres(_) => (0, 0),
+                };
+                vec![
+                    use_of("writer", &self.writer),
+                    ("reader", readers.0, readers.1),
+                ]
+            }
             Backend::Postgres => vec![use_of("postgres", &self.writer)],
         }
     }
@@ -261,7 +315,9 @@ impl Database {
     /// Closes the pools (waits for checked-out connections).
     pub async fn close(&self) {
         self.writer.close().await;
-        self.reader.close().await;
+        if let Reading::Sqlite(readers) = &self.reading {
+            readers.close().await;
+        }
     }
 }
 
