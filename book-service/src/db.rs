@@ -9,7 +9,11 @@ use bookstore_kit::{
     paging::Cursor,
     storage::{self, Backend, Database, Migrations},
 };
-use sqlx::{any::AnyArguments, query::QueryAs, Any, FromRow};
+use sqlx::{
+    any::{AnyArguments, AnyRow},
+    query::QueryAs,
+    Any, FromRow, Row,
+};
 
 use crate::{
     error::{Error, Result},
@@ -21,7 +25,7 @@ use crate::{
 pub struct Db(Database);
 
 /// A row of `books` (the folded filter columns left out).
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookRow {
     pub id: String,
     pub owner_id: String,
@@ -33,6 +37,25 @@ pub struct BookRow {
     pub create_time: i64,
     pub update_time: i64,
     pub version: i64,
+}
+
+/// Read by position, in [`BOOK_COLUMNS`] order: a page maps up to 51 rows, and a lookup by
+/// name hashes the column name for every value.
+impl FromRow<'_, AnyRow> for BookRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(BookRow {
+            id: row.try_get(0)?,
+            owner_id: row.try_get(1)?,
+            title: row.try_get(2)?,
+            author: row.try_get(3)?,
+            publisher: row.try_get(4)?,
+            price_cents: row.try_get(5)?,
+            isbn: row.try_get(6)?,
+            create_time: row.try_get(7)?,
+            update_time: row.try_get(8)?,
+            version: row.try_get(9)?,
+        })
+    }
 }
 
 impl BookRow {
@@ -93,6 +116,7 @@ pub enum Created {
     },
 }
 
+/// The columns of a [`BookRow`], in the order [`BookRow::from_row`] reads them.
 const BOOK_COLUMNS: &str =
     "id, owner_id, title, author, publisher, price_cents, isbn, create_time, update_time, version";
 

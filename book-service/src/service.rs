@@ -30,18 +30,19 @@ pub struct Handlers {
     pub books: Books,
 }
 
-fn book(row: &BookRow) -> Book {
+fn book(row: BookRow) -> Book {
+    let etag = etag(&row);
     Book {
-        id: row.id.clone(),
-        title: row.title.clone(),
-        author: row.author.clone(),
-        publisher: row.publisher.clone(),
+        id: row.id,
+        title: row.title,
+        author: row.author,
+        publisher: row.publisher,
         price_cents: row.price_cents,
-        isbn: row.isbn.clone().unwrap_or_default(),
-        owner_id: row.owner_id.clone(),
+        isbn: row.isbn.unwrap_or_default(),
+        owner_id: row.owner_id,
         create_time: Some(timestamp_from_micros(row.create_time)),
         update_time: Some(timestamp_from_micros(row.update_time)),
-        etag: etag(row),
+        etag,
     }
 }
 
@@ -78,7 +79,7 @@ impl BookService for Handlers {
             .create(&caller.sub, fields, optional(request_id))
             .await?;
         Ok(Response::new(CreateBookResponse {
-            book: Some(book(&row)),
+            book: Some(book(row)),
         }))
     }
 
@@ -93,7 +94,7 @@ impl BookService for Handlers {
         v.check(DOMAIN)?;
         let row = self.books.get(&caller.sub, &id).await?;
         Ok(Response::new(GetBookResponse {
-            book: Some(book(&row)),
+            book: Some(book(row)),
         }))
     }
 
@@ -128,7 +129,7 @@ impl BookService for Handlers {
         v.check(DOMAIN)?;
         let page = self.books.list(&filter, &request).await?;
         Ok(Response::new(ListBooksResponse {
-            books: page.books.iter().map(book).collect(),
+            books: page.books.into_iter().map(book).collect(),
             next_page_token: page.next_page_token,
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
         }))
@@ -200,7 +201,7 @@ impl BookService for Handlers {
             )
             .await?;
         Ok(Response::new(UpdateBookResponse {
-            book: Some(book(&row)),
+            book: Some(book(row)),
         }))
     }
 

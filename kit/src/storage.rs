@@ -41,7 +41,7 @@ use crate::{
 /// waits for a free connection, before giving up with UNAVAILABLE.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite reader connections (WAL lets them run beside the writer).
-const READERS: usize = 8;
+const READERS: usize = 4;
 /// Connections each process opens to PostgreSQL, at most: a replica's share of the server's
 /// `max_connections` (100 by default).
 pub const POSTGRES_CONNECTIONS: u32 = 10;
