@@ -11,7 +11,7 @@
 //! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
 //! to the echo, deep page to first page, CreateBook at 64 in flight to 1, Login to the raw
 //! argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each service's
-//! peak RSS. The services run as users run them (`RUST_LOG` unset: `info`).
+//! peak RSS (auth-service's after 64 logins at once). The services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--pin` (servers on
@@ -459,21 +459,26 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         Some(("x echo", ratio)),
     );
 
-    let logins = drive(
-        &auth_channels,
-        options.calls(64),
-        8,
-        move |channel, _| async move {
-            AuthServiceClient::new(channel)
-                .login(login())
-                .await
-                .expect("login");
-        },
-    )
-    .await;
+    let logins_at = |in_flight: usize, total: usize| {
+        drive(
+            &auth_channels,
+            total,
+            in_flight,
+            move |channel, _| async move {
+                AuthServiceClient::new(channel)
+                    .login(login())
+                    .await
+                    .expect("login");
+            },
+        )
+    };
+    let logins = logins_at(8, options.calls(64)).await;
     let raw = raw_argon2_rate(options);
     let ratio = logins.per_second / raw;
     report("Login (c=8)", &logins, Some(("x raw argon2id", ratio)));
+    // 64 at once: what auth-service's memory is held to (the peak RSS below includes it).
+    let burst = logins_at(64, options.calls(192).max(64)).await;
+    report("Login (c=64)", &burst, None);
 
     // A login storm (32 in flight, until the GetBook figure is taken) beside GetBook.
     let storming = Arc::new(AtomicBool::new(true));

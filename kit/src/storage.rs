@@ -193,6 +193,10 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .acquire_timeout(BUSY_TIMEOUT)
+            // No ping before each checkout (a round trip to the server per statement): sqlx
+            // already pings a connection when it comes back, and drops it if that fails; a
+            // connection broken meanwhile fails its statement with UNAVAILABLE and is dropped.
+            .test_before_acquire(false)
             // Notices ("relation already exists, skipping") are not worth a log line.
             .after_connect(|conn, _| {
                 Box::pin(async move {
