@@ -112,3 +112,54 @@ impl Drop for Reader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn readers(dir: &std::path::Path, size: usize, wait: Duration) -> Readers {
+        sqlx::any::install_default_drivers();
+        let file = dir.join("r.db");
+        let created = format!("sqlite://{}?mode=rwc", file.display());
+        let mut conn = AnyConnectOptions::from_str(&created)
+            .expect("url")
+            .connect()
+            .await
+            .expect("create");
+        sqlx::query("CREATE TABLE t (n BIGINT)")
+            .execute(&mut conn)
+            .await
+            .expect("table");
+        let read_only = format!("sqlite://{}?mode=ro", file.display());
+        Readers::open(&read_only, size, wait)
+            .await
+            .expect("readers")
+    }
+
+    #[tokio::test]
+    async fn a_checkout_waits_for_a_returned_reader_then_times_out_and_fails_once_closed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let readers = readers(dir.path(), 2, Duration::from_millis(100)).await;
+        let mut first = readers.checkout().await.expect("first");
+        let second = readers.checkout().await.expect("second");
+        assert_eq!(readers.usage(), (2, 0));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *first)
+            .await
+            .expect("a reader reads");
+        assert_eq!(n, 0);
+        assert!(matches!(
+            readers.checkout().await,
+            Err(sqlx::Error::PoolTimedOut)
+        ));
+        drop(second);
+        let third = readers.checkout().await.expect("the returned reader");
+        drop((first, third));
+        assert_eq!(readers.usage(), (2, 2));
+        readers.close().await;
+        assert!(matches!(
+            readers.checkout().await,
+            Err(sqlx::Error::PoolClosed)
+        ));
+    }
+}
