@@ -92,11 +92,15 @@ where
             .with_tracer(provider.tracer("bookstore"))
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
+    let exporting = otel.is_some();
     let installed = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
         .try_init()
         .is_ok();
+    if installed {
+        EXPORTING_TRACES.store(exporting, std::sync::atomic::Ordering::Relaxed);
+    }
     Telemetry {
         provider: provider.filter(|_| installed),
         _log_writer: installed.then_some(log_writer),
@@ -156,6 +160,15 @@ impl Visit for TextVisitor<'_> {
             self.0.record_debug(field, value);
         }
     }
+}
+
+/// Whether spans are exported (set once by [`init`]): the call span carries the OpenTelemetry
+/// attributes only then.
+static EXPORTING_TRACES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process exports traces.
+pub fn exporting_traces() -> bool {
+    EXPORTING_TRACES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
