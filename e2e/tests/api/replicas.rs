@@ -1,7 +1,8 @@
 //! Several book-service replicas on one database (PostgreSQL in CI's second run, one SQLite file
 //! in the first) behind one auth-service: an etag still has one winner, a request_id still
 //! stores one book, a page token made by one replica pages on another, and replicas started
-//! together on a fresh database migrate it once. Calls alternate between replicas.
+//! together on a fresh database migrate it once; a list count is exact on the replica that wrote and
+//! at most a second behind on another. Calls alternate between replicas.
 
 use std::time::Duration;
 
@@ -131,6 +132,57 @@ async fn a_page_token_made_by_one_replica_pages_on_another() {
         .collect();
     assert_eq!(titles, ["Book 0", "Book 1", "Book 2", "Book 3", "Book 4"]);
     assert!(second.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn total_size_is_exact_after_a_write_through_the_same_replica_and_within_a_second_on_another()
+{
+    let stack = Stack::spawn().await;
+    let (_servers, mut clients) = replicas(&stack, 1).await;
+    let alice = stack.user("alice").await;
+    let total = |client: &mut BookServiceClient<Channel>| {
+        let mut client = client.clone();
+        let token = alice.token().to_string();
+        async move {
+            client
+                .list_books(bearer(ListBooksRequest::default(), &token))
+                .await
+                .expect("list")
+                .into_inner()
+                .total_size
+        }
+    };
+    // Both replicas count (and keep) alice's empty list.
+    assert_eq!(total(&mut clients[0]).await, 0);
+    assert_eq!(total(&mut clients[1]).await, 0);
+    // A create through replica 0 (the stack's): replica 0 counts it at once.
+    clients[0]
+        .create_book(bearer(
+            CreateBookRequest {
+                book: Some(sample("Counted")),
+                request_id: String::new(),
+            },
+            alice.token(),
+        ))
+        .await
+        .expect("create");
+    assert_eq!(total(&mut clients[0]).await, 1, "exact after its own write");
+    // Replica 1 may answer from its kept count for up to a second (book_service::total_sizes::
+    // FRESH_FOR), never longer; the deadline leaves a loaded machine two more to answer.
+    let written = std::time::Instant::now();
+    loop {
+        let seen = total(&mut clients[1]).await;
+        if seen == 1 {
+            break;
+        }
+        assert_eq!(seen, 0);
+        assert!(
+            written.elapsed() < book_service::total_sizes::FRESH_FOR + Duration::from_secs(2),
+            "replica 1 still says 0 after {:?}",
+            written.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
