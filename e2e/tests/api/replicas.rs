@@ -1,8 +1,8 @@
 //! Several book-service replicas on one database (PostgreSQL in CI's second run, one SQLite file
 //! in the first) behind one auth-service: an etag still has one winner, a request_id still
-//! stores one book, a page token made by one replica pages on another, and replicas started
-//! together on a fresh database migrate it once; a list count is exact on the replica that wrote and
-//! at most a second behind on another. Calls alternate between replicas.
+//! stores one book, a page token made by one replica pages on another, replicas started together
+//! on a fresh database migrate it once, and a list's count is exact on the replica that wrote
+//! and at most a second behind on another. Calls alternate between replicas.
 
 use std::time::Duration;
 
