@@ -150,8 +150,10 @@ impl Db {
                         // the same one (on any replica) waits here for the first to commit,
                         // then inserts nothing.
                         let claimed = sqlx::query(
-                            "INSERT INTO create_requests (owner_id, request_id, book_id, fingerprint)
-                             VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, request_id) DO NOTHING",
+                            "INSERT INTO create_requests
+                                 (owner_id, request_id, book_id, fingerprint)
+                             VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (owner_id, request_id) DO NOTHING",
                         )
                         .bind(&book.owner_id)
                         .bind(&request_id)
@@ -174,9 +176,9 @@ impl Db {
                         }
                     }
                     let inserted = sqlx::query(
-                        "INSERT INTO books (id, owner_id, title, title_folded, author, author_folded,
-                                            publisher, price_cents, isbn, create_time, update_time,
-                                            version)
+                        "INSERT INTO books (id, owner_id, title, title_folded, author,
+                                            author_folded, publisher, price_cents, isbn,
+                                            create_time, update_time, version)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(&book.id)

@@ -11,7 +11,8 @@
 //! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
 //! to the echo, deep page to first page, CreateBook at 64 in flight to 1, Login to the raw
 //! argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each service's
-//! peak RSS (auth-service's after 64 logins at once). The services run as users run them (`RUST_LOG` unset: `info`).
+//! peak RSS (auth-service's after 64 logins at once). The services run as users run them
+//! (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--pin` (servers on

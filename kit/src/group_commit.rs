@@ -166,7 +166,8 @@ async fn commit(pool: &AnyPool, batch: &mut Vec<Job>, counts: &Counts) {
             counts.writes.inc_by(kept);
         }
         Some(err) => {
-            tracing::warn!(error = %err, writes = answers.len() + jobs.len(), "group commit failed");
+            let writes = answers.len() + jobs.len();
+            tracing::warn!(error = %err, writes, "group commit failed: every write of it refused");
         }
     }
     for answer in answers {
