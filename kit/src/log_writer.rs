@@ -7,12 +7,11 @@
 //! server; measured, that was most of the per-call log line's cost. Here the thread wakes on a
 //! timer whatever the traffic. The price: a line reaches the sink up to [`FLUSH_EVERY`] late,
 //! and a process killed with SIGKILL loses at most that much; on a normal exit (the
-//! [`Flusher`] dropped) everything is written.
+//! [`Flusher`] dropped) everything is written, unless the sink takes more than a second.
 
 use std::{
     io::Write,
     sync::{mpsc, Arc, Mutex},
-    thread::JoinHandle,
     time::Duration,
 };
 
@@ -39,19 +38,23 @@ struct Pending {
     dropped: u64,
 }
 
-/// Writes what is left and stops the background thread when dropped.
+/// How long an exiting process waits for the last lines to be written: a sink nobody reads (a
+/// full pipe) must not keep it from exiting.
+const LAST_WRITE: Duration = Duration::from_secs(1);
+
+/// Writes what is left and stops the background thread when dropped (waiting at most
+/// [`LAST_WRITE`]).
 #[derive(Debug)]
 pub struct Flusher {
     stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Disconnected when the background thread has ended.
+    ended: mpsc::Receiver<()>,
 }
 
 impl Drop for Flusher {
     fn drop(&mut self) {
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.ended.recv_timeout(LAST_WRITE);
     }
 }
 
@@ -59,10 +62,13 @@ impl Drop for Flusher {
 pub fn log_writer<W: Write + Send + 'static>(mut sink: W) -> (LogWriter, Flusher) {
     let shared = Arc::new(Shared::default());
     let (stop, stopped) = mpsc::channel::<()>();
+    let (ending, ended) = mpsc::channel::<()>();
     let gathered = shared.clone();
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
+            // Dropped when this thread ends, which is what the Flusher waits for.
+            let _ending = ending;
             let mut spare = Vec::new();
             loop {
                 let stopping = !matches!(
@@ -78,7 +84,7 @@ pub fn log_writer<W: Write + Send + 'static>(mut sink: W) -> (LogWriter, Flusher
         .expect("spawn the log writer thread");
     let flusher = Flusher {
         stop: Some(stop),
-        thread: Some(thread),
+        ended,
     };
     (LogWriter { shared }, flusher)
 }
@@ -161,6 +167,30 @@ mod tests {
             .chain((0..1000).map(|n| format!("line {n}\n")))
             .collect();
         assert_eq!(text, expected);
+    }
+
+    /// A sink whose reader went away: every write blocks.
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_never_takes_the_last_lines_delays_exit_by_at_most_a_second() {
+        let (mut writer, flusher) = log_writer(Stuck);
+        writeln!(writer, "never written").expect("write");
+        let started = std::time::Instant::now();
+        drop(flusher);
+        let waited = started.elapsed();
+        assert!(waited >= LAST_WRITE, "gave up early: {waited:?}");
+        assert!(waited < LAST_WRITE * 3, "held the exit: {waited:?}");
     }
 
     #[test]
