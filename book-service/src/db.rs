@@ -11,7 +11,7 @@ use bookstore_kit::{
 };
 use sqlx::{
     any::{AnyArguments, AnyRow},
-    query::QueryAs,
+    query::{Query, QueryAs},
     Any, FromRow, Row,
 };
 
@@ -175,26 +175,20 @@ impl Db {
                             return Ok(Created::Replay { fingerprint, book });
                         }
                     }
-                    let inserted = sqlx::query(
+                    let insert = sqlx::query(
                         "INSERT INTO books (id, owner_id, title, title_folded, author,
                                             author_folded, publisher, price_cents, isbn,
                                             create_time, update_time, version)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(&book.id)
-                    .bind(&book.owner_id)
-                    .bind(&book.title)
-                    .bind(fold(&book.title))
-                    .bind(&book.author)
-                    .bind(fold(&book.author))
-                    .bind(&book.publisher)
-                    .bind(book.price_cents)
-                    .bind(&book.isbn)
-                    .bind(book.create_time)
-                    .bind(book.update_time)
-                    .bind(book.version)
-                    .execute(conn)
-                    .await;
+                    .bind(&book.owner_id);
+                    let inserted = bind_fields(insert, &book)
+                        .bind(book.create_time)
+                        .bind(book.update_time)
+                        .bind(book.version)
+                        .execute(conn)
+                        .await;
                     unique_is_isbn(inserted)?;
                     Ok(Created::New(book))
                 })
@@ -273,25 +267,19 @@ impl Db {
                     book.set_fields(fields);
                     book.update_time = now.max(book.update_time);
                     book.version += 1;
-                    let updated = sqlx::query(
+                    let update = sqlx::query(
                         "UPDATE books SET title = $1, title_folded = $2, author = $3,
                                           author_folded = $4, publisher = $5, price_cents = $6,
                                           isbn = $7, update_time = $8, version = $9
                          WHERE owner_id = $10 AND id = $11",
-                    )
-                    .bind(&book.title)
-                    .bind(fold(&book.title))
-                    .bind(&book.author)
-                    .bind(fold(&book.author))
-                    .bind(&book.publisher)
-                    .bind(book.price_cents)
-                    .bind(&book.isbn)
-                    .bind(book.update_time)
-                    .bind(book.version)
-                    .bind(&owner_id)
-                    .bind(&id)
-                    .execute(conn)
-                    .await;
+                    );
+                    let updated = bind_fields(update, &book)
+                        .bind(book.update_time)
+                        .bind(book.version)
+                        .bind(&owner_id)
+                        .bind(&id)
+                        .execute(conn)
+                        .await;
                     unique_is_isbn(updated)?;
                     Ok(book)
                 })
@@ -339,6 +327,22 @@ async fn select_book<'e>(
         .bind(id)
         .fetch_optional(executor)
         .await?)
+}
+
+/// Binds `book`'s user-settable fields with the folded forms the filters use, in the order
+/// both the INSERT and the UPDATE of a book list them.
+fn bind_fields<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    book: &'q BookRow,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(&book.title)
+        .bind(fold(&book.title))
+        .bind(&book.author)
+        .bind(fold(&book.author))
+        .bind(&book.publisher)
+        .bind(book.price_cents)
+        .bind(&book.isbn)
 }
 
 /// The `WHERE` clause of `filter` with `$1..$n` placeholders, and the values they stand for.
