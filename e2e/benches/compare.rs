@@ -338,7 +338,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         Some(("x echo", ratio)),
     );
 
-    // CreateBook at 1, 8 and 64 in flight: what group commit would change.
+    // CreateBook at 1, 8 and 64 in flight: how much group commit shares each fsync.
     let create = |in_flight: usize, total: usize| {
         let (channels, token) = (book_channels.clone(), token.clone());
         async move {

@@ -239,7 +239,7 @@ async fn main() {
     fairness(auth_addr, "127.0.0.4", 1).await;
 
     let (b, t) = (books.clone(), token.clone());
-    load("CreateBook (fsync per commit)", 5_000, 32, move |i| {
+    load("CreateBook (durable, group commit)", 5_000, 32, move |i| {
         let (mut b, t) = (b.clone(), t.clone());
         async move {
             let book = Book {
