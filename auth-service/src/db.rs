@@ -291,10 +291,21 @@ impl Db {
         user_id: &str,
         expire_time: i64,
     ) -> Result<()> {
-        let mut tx = self.0.begin_write().await?;
-        insert_refresh_token(&mut tx, token_hash, family_id, user_id, expire_time).await?;
-        tx.commit().await?;
-        Ok(())
+        let (token_hash, family_id, user_id) = (
+            token_hash.to_owned(),
+            family_id.to_owned(),
+            user_id.to_owned(),
+        );
+        // A login's one write after the hash: on SQLite it shares the next group commit.
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    insert_refresh_token(conn, &token_hash, &family_id, &user_id, expire_time)
+                        .await
+                        .map_err(Error::from)
+                })
+            }))
+            .await
     }
 
     /// Spends the token `old_hash` and stores `new_hash` in its family, or revokes the family
@@ -380,58 +391,68 @@ impl Db {
     }
 
     /// Reads the counters of `keys`, lets `update` change them (or refuse, which changes
-    /// nothing), and stores them, all in one write transaction: two attempts can never both
-    /// read the same count, on one replica or several. Each counter row is made if missing and
-    /// then locked ([`Database::for_update`]), in one global order (`keys` sorted) so that two
-    /// attempts sharing counters cannot deadlock.
+    /// nothing), and stores them, all in one write: two attempts can never both read the same
+    /// count, on one replica or several. Each counter row is made if missing and then locked
+    /// ([`Database::for_update`]), in one global order (`keys` sorted) so that two attempts
+    /// sharing counters cannot deadlock. On SQLite the write joins the next group commit
+    /// ([`Database::write`]): a login's two counter updates and its refresh token would
+    /// otherwise cost three fsyncs of their own, next to the password hash.
     pub async fn update_throttle_counters<T>(
         &self,
-        keys: &[(Scope, String)],
-        update: impl FnOnce(&mut [Counter]) -> Result<T>,
-    ) -> Result<T> {
-        let mut tx = self.0.begin_write().await?;
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by(|&a, &b| {
-            (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1))
-        });
-        let mut counters = vec![Counter::default(); keys.len()];
-        for i in order {
-            let (scope, key) = &keys[i];
-            sqlx::query(
-                "INSERT INTO login_throttle (scope, key, window_start, failures)
-                 VALUES ($1, $2, 0, 0) ON CONFLICT (scope, key) DO NOTHING",
-            )
-            .bind(scope.as_str())
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-            counters[i] = read_counter(&mut *tx, *scope, key, self.0.for_update()).await?;
-        }
-        let out = update(&mut counters)?;
-        for ((scope, key), counter) in keys.iter().zip(&counters) {
-            sqlx::query(
-                "INSERT INTO login_throttle
-                   (scope, key, window_start, failures, lockouts, locked_until, pending,
-                    pending_since)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (scope, key) DO UPDATE SET
-                   window_start = excluded.window_start, failures = excluded.failures,
-                   lockouts = excluded.lockouts, locked_until = excluded.locked_until,
-                   pending = excluded.pending, pending_since = excluded.pending_since",
-            )
-            .bind(scope.as_str())
-            .bind(key)
-            .bind(counter.window_start)
-            .bind(counter.failures)
-            .bind(counter.lockouts)
-            .bind(counter.locked_until)
-            .bind(counter.pending)
-            .bind(counter.pending_since)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
+        keys: Vec<(Scope, String)>,
+        update: impl FnOnce(&mut [Counter], &[(Scope, String)]) -> Result<T> + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+    {
+        let lock = self.0.for_update();
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    let mut order: Vec<usize> = (0..keys.len()).collect();
+                    order.sort_by(|&a, &b| {
+                        (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1))
+                    });
+                    let mut counters = vec![Counter::default(); keys.len()];
+                    for i in order {
+                        let (scope, key) = &keys[i];
+                        sqlx::query(
+                            "INSERT INTO login_throttle (scope, key, window_start, failures)
+                             VALUES ($1, $2, 0, 0) ON CONFLICT (scope, key) DO NOTHING",
+                        )
+                        .bind(scope.as_str())
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                        counters[i] = read_counter(&mut *conn, *scope, key, lock).await?;
+                    }
+                    let out = update(&mut counters, &keys)?;
+                    for ((scope, key), counter) in keys.iter().zip(&counters) {
+                        sqlx::query(
+                            "INSERT INTO login_throttle
+                               (scope, key, window_start, failures, lockouts, locked_until,
+                                pending, pending_since)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                             ON CONFLICT (scope, key) DO UPDATE SET
+                               window_start = excluded.window_start, failures = excluded.failures,
+                               lockouts = excluded.lockouts, locked_until = excluded.locked_until,
+                               pending = excluded.pending, pending_since = excluded.pending_since",
+                        )
+                        .bind(scope.as_str())
+                        .bind(key)
+                        .bind(counter.window_start)
+                        .bind(counter.failures)
+                        .bind(counter.lockouts)
+                        .bind(counter.locked_until)
+                        .bind(counter.pending)
+                        .bind(counter.pending_since)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(out)
+                })
+            }))
+            .await
     }
 
     // ---- housekeeping ----
@@ -469,7 +490,7 @@ impl Db {
 
 /// Stores a live refresh token of `family_id` (the first of a login, or a rotation's successor).
 async fn insert_refresh_token(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut sqlx::AnyConnection,
     token_hash: &str,
     family_id: &str,
     user_id: &str,
@@ -483,7 +504,7 @@ async fn insert_refresh_token(
     .bind(family_id)
     .bind(user_id)
     .bind(expire_time)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -269,12 +269,13 @@ pub async fn admit(
             let _ = tokio::time::timeout(POLL, finished.slot(&keys[full]).notified()).await;
             continue;
         }
+        let limits = *limits;
         let admitted = db
-            .update_throttle_counters(&keys, |counters| {
+            .update_throttle_counters(keys.clone(), move |counters, keys| {
                 let rooms: Vec<Room> = counters
                     .iter_mut()
-                    .zip(&keys)
-                    .map(|(c, (scope, _))| c.room(*scope, limits, now))
+                    .zip(keys)
+                    .map(|(c, (scope, _))| c.room(*scope, &limits, now))
                     .collect();
                 let wait = rooms
                     .iter()
@@ -334,10 +335,11 @@ impl Admission {
         finished: &Finished,
     ) -> Result<()> {
         let now = clock.unix_seconds();
+        let limits = *limits;
         let result = db
-            .update_throttle_counters(&self.keys, |counters| {
-                for (counter, (scope, _)) in counters.iter_mut().zip(&self.keys) {
-                    counter.finish(*scope, limits, failed, now);
+            .update_throttle_counters(self.keys.clone(), move |counters, keys| {
+                for (counter, (scope, _)) in counters.iter_mut().zip(keys) {
+                    counter.finish(*scope, &limits, failed, now);
                 }
                 Ok(())
             })
@@ -352,15 +354,15 @@ impl Admission {
 /// Counts one call in the counter of `key` (every call counts, whatever its outcome): refused
 /// with the remaining wait when the counter is locked.
 pub async fn count(db: &Db, key: (Scope, String), limits: &Limits, now: i64) -> Result<()> {
-    let keys = [key];
-    db.update_throttle_counters(&keys, |counters| {
-        let (scope, _) = keys[0];
+    let limits = *limits;
+    db.update_throttle_counters(vec![key], move |counters, keys| {
+        let scope = keys[0].0;
         let counter = &mut counters[0];
-        counter.roll(scope, limits, now);
+        counter.roll(scope, &limits, now);
         if let Some(wait) = counter.refused_for(now) {
             return Err(Error::Throttled(Duration::from_secs(wait.unsigned_abs())));
         }
-        counter.record_failure(scope, limits, now);
+        counter.record_failure(scope, &limits, now);
         Ok(())
     })
     .await

@@ -234,7 +234,7 @@ impl Database {
     /// error from `work` rolls back what it wrote. On SQLite, writes arriving together share
     /// one transaction, each in its own savepoint ([`crate::group_commit`]); on PostgreSQL, whose
     /// server groups commits itself, each runs in a transaction of its own on the pool. For the
-    /// hot writes (book CRUD).
+    /// hot writes (book CRUD, a login's throttle counters and refresh token).
     pub async fn write<T, E>(&self, work: Work<T, E>) -> Result<T, E>
     where
         T: Send + 'static,
@@ -251,7 +251,8 @@ impl Database {
 
     /// Starts a writing transaction of its own (`BEGIN IMMEDIATE` on SQLite, taking the writer
     /// connection between two group commits). It rolls back when dropped uncommitted; nothing is
-    /// acknowledged before `commit` returns. For rare writes that read a lot first (auth's).
+    /// acknowledged before `commit` returns. For auth-service's rarer writes (registration,
+    /// rotation, keys, revocations).
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
