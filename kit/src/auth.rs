@@ -214,7 +214,11 @@ impl Authenticator {
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let claims = self.authenticate(request.metadata())?;
-        tracing::Span::current().record("user_id", claims.sub.as_str());
+        if let Some(user) = request.extensions().get::<crate::server::CallUser>() {
+            user.set(&claims.sub);
+        }
+        // The call's span, when traces are exported (OpenTelemetry's name for the user).
+        tracing::Span::current().record("enduser.id", claims.sub.as_str());
         request.extensions_mut().insert(claims);
         Ok(request)
     }

@@ -5,6 +5,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -208,72 +209,98 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let mut call = self.metrics.start(request.uri().path());
-        let path = request.uri().path();
-        let span = if crate::telemetry::exporting_traces() {
-            // One server span per call, named and attributed as OpenTelemetry's RPC conventions
-            // say; an incoming W3C `traceparent` makes it a child of the caller's span.
-            let span = tracing::info_span!(
-                "call",
-                method = %path,
-                user_id = tracing::field::Empty,
-                trace_id = tracing::field::Empty,
-                otel.name = %path.trim_start_matches('/'),
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = %call.service(),
-                rpc.method = %call.method(),
-                rpc.grpc.status_code = tracing::field::Empty,
-            );
-            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.extract(&HeaderExtractor(request.headers()))
-            });
-            let _ = span.set_parent(parent);
-            let trace = span.context().span().span_context().clone();
-            if trace.is_valid() {
-                span.record("trace_id", tracing::field::display(trace.trace_id()));
-            }
-            span
-        } else {
-            // Without trace export the span only carries what the log line shows: the same
-            // `call{method, user_id}`, with less to record and no trace context to extract.
-            tracing::info_span!("call", method = %path, user_id = tracing::field::Empty)
-        };
-        let start = Instant::now();
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let call = self.metrics.start(request.uri().path());
+        let user = CallUser::default();
+        request.extensions_mut().insert(user.clone());
+        let uri = request.uri().clone();
+        if !crate::telemetry::exporting_traces() {
+            // No span per call without trace export: the line carries the method and the user
+            // id itself. Created, entered on every poll and closed, the span cost more than
+            // the line it decorated.
+            return Box::pin(logged(self.inner.call(request), uri, user, call));
+        }
+        // One server span per call, named and attributed as OpenTelemetry's RPC conventions
+        // say; an incoming W3C `traceparent` makes it a child of the caller's span. Its
+        // attributes stay out of the text log lines ([`crate::telemetry`]), but `trace_id`.
+        let path = uri.path();
+        let span = tracing::info_span!(
+            "call",
+            trace_id = tracing::field::Empty,
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %call.service(),
+            rpc.method = %call.method(),
+            rpc.grpc.status_code = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
+        let trace = span.context().span().span_context().clone();
+        if trace.is_valid() {
+            span.record("trace_id", tracing::field::display(trace.trace_id()));
+        }
         let future = span.in_scope(|| self.inner.call(request));
-        Box::pin(
-            async move {
-                let result = future.await;
-                // Whole microseconds: a shorter line than all the digits of an f64.
-                let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
-                match result {
-                    // An error answer is "trailers-only": grpc-status is in the headers. A
-                    // successful answer sends it in the trailers instead: the log line says OK
-                    // for it now (shortcut: it does not wait for the trailers), the metrics
-                    // read the trailers when the body ends.
-                    Ok(response) => {
-                        let early = crate::metrics::status_in(response.headers());
-                        let code = early.unwrap_or(tonic::Code::Ok);
-                        tracing::Span::current().record("rpc.grpc.status_code", code as i32);
-                        tracing::info!(code = ?code, latency_ms, "handled");
-                        let call = match early {
-                            Some(code) => {
-                                call.finish(code);
-                                None
-                            }
-                            None => Some(call),
-                        };
-                        Ok(response.map(|body| CountedBody::new(body, call)))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, latency_ms, "transport error");
-                        call.finish(tonic::Code::Unavailable);
-                        Err(e)
-                    }
-                }
+        Box::pin(logged(future, uri, user, call).instrument(span))
+    }
+}
+
+/// Awaits the answer of the call to `uri`, then writes its log line and counts it. An error
+/// answer is "trailers-only": grpc-status is in the headers. A successful answer sends it in
+/// the trailers instead: the log line says OK for it now (shortcut: it does not wait for the
+/// trailers), the metrics read the trailers when the body ends.
+async fn logged<F, RB, E>(
+    future: F,
+    uri: http::Uri,
+    user: CallUser,
+    mut call: crate::metrics::Call,
+) -> Result<http::Response<CountedBody<RB>>, E>
+where
+    F: Future<Output = Result<http::Response<RB>, E>>,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let result = future.await;
+    // Whole microseconds: a shorter line than all the digits of an f64.
+    let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
+    let method = uri.path();
+    let user_id = user.0.get().map(tracing::field::display);
+    match result {
+        Ok(response) => {
+            let early = crate::metrics::status_in(response.headers());
+            let code = early.unwrap_or(tonic::Code::Ok);
+            if crate::telemetry::exporting_traces() {
+                tracing::Span::current().record("rpc.grpc.status_code", code as i32);
             }
-            .instrument(span),
-        )
+            tracing::info!(method = %method, user_id, code = ?code, latency_ms, "handled");
+            let call = match early {
+                Some(code) => {
+                    call.finish(code);
+                    None
+                }
+                None => Some(call),
+            };
+            Ok(response.map(|body| CountedBody::new(body, call)))
+        }
+        Err(e) => {
+            tracing::warn!(method = %method, user_id, error = %e, latency_ms, "transport error");
+            call.finish(tonic::Code::Unavailable);
+            Err(e)
+        }
+    }
+}
+
+/// The caller's user id, for the call's log line: [`CallLog`] puts an empty one into each
+/// request's extensions and the [`crate::auth::Authenticator`] fills it once the token verified.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallUser(Arc<OnceLock<String>>);
+
+impl CallUser {
+    /// Records `user_id` as the caller (the first one recorded stays).
+    pub(crate) fn set(&self, user_id: &str) {
+        let _ = self.0.set(user_id.to_owned());
     }
 }

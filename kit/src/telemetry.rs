@@ -108,7 +108,7 @@ where
 }
 
 /// The text format's fields without the span attributes kept for trace export (`otel.*`,
-/// `rpc.*`): they repeat `method`, and formatting them doubled the cost of each call's line.
+/// `rpc.*`, `enduser.*`): the call's line already says its method and user id.
 struct TextFields;
 
 impl<'w> FormatFields<'w> for TextFields {
@@ -139,7 +139,9 @@ impl<'w> FormatFields<'w> for TextFields {
 struct TextVisitor<'a>(DefaultVisitor<'a>);
 
 fn for_traces_only(field: &Field) -> bool {
-    field.name().starts_with("otel.") || field.name().starts_with("rpc.")
+    ["otel.", "rpc.", "enduser."]
+        .iter()
+        .any(|prefix| field.name().starts_with(prefix))
 }
 
 impl Visit for TextVisitor<'_> {

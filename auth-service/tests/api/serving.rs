@@ -199,10 +199,7 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["message"] == "handled")
         .collect();
-    let methods: Vec<&str> = calls
-        .iter()
-        .filter_map(|e| e["span"]["method"].as_str())
-        .collect();
+    let methods: Vec<&str> = calls.iter().filter_map(|e| e["method"].as_str()).collect();
     assert_eq!(
         methods,
         [
@@ -217,7 +214,7 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
     assert!(calls
         .iter()
         .all(|e| e["latency_ms"].is_number() && e["code"].is_string()));
-    assert_eq!(calls[2]["span"]["user_id"], me.id.as_str());
+    assert_eq!(calls[2]["user_id"], me.id.as_str());
     assert_eq!(calls[3]["code"], "Unauthenticated");
     let signature = login.access_token.rsplit('.').next().expect("signature");
     for line in &lines {

@@ -82,8 +82,11 @@ async fn each_call_is_a_server_span_continuing_the_callers_trace() {
     );
 
     let logged = process.log_lines().iter().any(|line| {
-        serde_json::from_str::<serde_json::Value>(line)
-            .is_ok_and(|e| e["message"] == "handled" && e["span"]["trace_id"] == trace_id)
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|e| {
+            e["message"] == "handled"
+                && e["method"] == "/bookstore.auth.v1.AuthService/Register"
+                && e["span"]["trace_id"] == trace_id
+        })
     });
     assert!(
         logged,
