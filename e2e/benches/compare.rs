@@ -11,8 +11,9 @@
 //! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
 //! to the echo, deep page to first page, CreateBook at 64 in flight to 1, Login to the raw
 //! argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each service's
-//! peak RSS (auth-service's after 64 logins at once). The services run as users run them
-//! (`RUST_LOG` unset: `info`).
+//! peak RSS (auth-service's after 64 logins at once), and what the per-call log line costs
+//! (GetBook and Health/Check against a second book-service at `RUST_LOG=warn`, in turns). The
+//! services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--pin` (servers on
@@ -228,25 +229,20 @@ async fn channels(addr: SocketAddr, count: usize) -> Vec<Channel> {
 }
 
 /// Health/Check calls: the same tiny unary call on any of our servers.
-async fn health_checks(channels: &[Channel], options: &Options) -> Figure {
-    drive(
-        channels,
-        options.calls(100_000),
-        64,
-        |channel, _| async move {
-            HealthClient::new(channel)
-                .check(HealthCheckRequest::default())
-                .await
-                .expect("health check");
-        },
-    )
+async fn health_checks(channels: &[Channel], total: usize) -> Figure {
+    drive(channels, total, 64, |channel, _| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("health check");
+    })
     .await
 }
 
 /// Argon2id hashes per second with the service's parameters, one thread per core.
 fn raw_argon2_rate(options: &Options) -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_core = options.calls(40);
+    let per_core = options.calls(256) / cores;
     let started = Instant::now();
     let threads: Vec<_> = (0..cores)
         .map(|_| {
@@ -277,16 +273,21 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let (auth_port, book_port) = (any_port_number(), any_port_number());
     let auth_addr = SocketAddr::from(([127, 0, 0, 1], auth_port));
     let book_addr = SocketAddr::from(([127, 0, 0, 1], book_port));
-    let spawn = |binary: &str, args: &[&str]| {
+    // `log_level`: `RUST_LOG` for the service; `None` leaves it unset (`info`, as users run it).
+    let spawn = |binary: &str, args: &[&str], log_level: Option<&str>| {
         let path = options.bin_dir.join(binary);
         assert!(
             path.exists(),
             "{} is missing: run `cargo build --release --bins` first (or pass --bin-dir)",
             path.display()
         );
+        let mut command = options.command(&path);
+        command.env_remove("RUST_LOG");
+        if let Some(level) = log_level {
+            command.env("RUST_LOG", level);
+        }
         Process(
-            options
-                .command(&path)
+            command
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -298,6 +299,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let auth = spawn(
         "auth-service",
         &["--listen", &auth_listen, "--database-url", auth_db],
+        None,
     );
     let auth_channels = channels(auth_addr, options.connections).await;
     let auth_url = format!("http://{auth_addr}");
@@ -312,6 +314,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             "--auth-url",
             &auth_url,
         ],
+        None,
     );
     let book_channels = channels(book_addr, options.connections).await;
 
@@ -330,7 +333,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let token = client.login(login()).await.expect("login").into_inner();
     let token = Arc::new(token.access_token);
 
-    let health = health_checks(&book_channels, options).await;
+    let health = health_checks(&book_channels, options.calls(100_000)).await;
     let ratio = health.per_second / echo.per_second;
     report(
         "Health/Check on book-service (c=64)",
@@ -473,8 +476,11 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             },
         )
     };
-    let logins = logins_at(8, options.calls(64)).await;
-    let raw = raw_argon2_rate(options);
+    // The raw rate is taken just before and just after the logins, over as many hashes, and
+    // averaged: this VM's speed drifts by several percent within seconds.
+    let before = raw_argon2_rate(options);
+    let logins = logins_at(8, options.calls(256)).await;
+    let raw = (before + raw_argon2_rate(options)) / 2.0;
     let ratio = logins.per_second / raw;
     report("Login (c=8)", &logins, Some(("x raw argon2id", ratio)));
     // 64 at once: what auth-service's memory is held to (the peak RSS below includes it).
@@ -514,6 +520,51 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         "peak RSS: book-service {:.1} MiB, auth-service {:.1} MiB",
         book.peak_rss_mib(),
         auth.peak_rss_mib()
+    );
+
+    // The per-call log line's cost: a second book-service on the same database with
+    // `RUST_LOG=warn` (no line per call), measured in turns with the first so that both see
+    // the same drift of the machine.
+    let quiet_addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
+    let quiet_listen = quiet_addr.to_string();
+    let _quiet = spawn(
+        "book-service",
+        &[
+            "--listen",
+            &quiet_listen,
+            "--database-url",
+            book_db,
+            "--auth-url",
+            &auth_url,
+        ],
+        Some("warn"),
+    );
+    let quiet_channels = channels(quiet_addr, options.connections).await;
+    let (mut info_seconds, mut warn_seconds) = (0.0, 0.0);
+    let (mut health_info_seconds, mut health_warn_seconds) = (0.0, 0.0);
+    let per_turn = options.calls(25_000);
+    for _ in 0..4 {
+        info_seconds += per_turn as f64 / get(book_channels.clone(), per_turn).await.per_second;
+        warn_seconds += per_turn as f64 / get(quiet_channels.clone(), per_turn).await.per_second;
+        health_info_seconds +=
+            per_turn as f64 / health_checks(&book_channels, per_turn).await.per_second;
+        health_warn_seconds +=
+            per_turn as f64 / health_checks(&quiet_channels, per_turn).await.per_second;
+    }
+    let turns = (4 * per_turn) as f64;
+    println!(
+        "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
+        "GetBook, the per-call log line (c=64)",
+        turns / info_seconds,
+        turns / warn_seconds,
+        warn_seconds / info_seconds,
+    );
+    println!(
+        "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
+        "Health/Check, the per-call log line (c=64)",
+        turns / health_info_seconds,
+        turns / health_warn_seconds,
+        health_warn_seconds / health_info_seconds,
     );
 }
 
@@ -569,7 +620,7 @@ async fn run(options: Options) {
             .expect("start the echo server"),
     );
     let echo_channels = channels(echo_addr, options.connections).await;
-    let echo = health_checks(&echo_channels, &options).await;
+    let echo = health_checks(&echo_channels, options.calls(100_000)).await;
     report("echo: Health/Check on a bare tonic server", &echo, None);
     println!("peak RSS: echo {:.1} MiB", echo_process.peak_rss_mib());
     drop(echo_process);
