@@ -1,9 +1,9 @@
 //! Password policy and hashing: argon2id with OWASP parameters (m = 19456 KiB, t = 2, p = 1), a
 //! PHC string with a per-user random salt.
 //!
-//! Hashing is CPU-bound (tens of milliseconds), so it runs on the blocking pool behind a gate
-//! with one permit per core: a login storm queues here instead of starving the async workers
-//! that serve every other RPC. The gate is fair between client addresses ([`crate::fair`]), so
+//! Hashing is CPU-bound (tens of milliseconds), so it runs on threads of its own (one per core,
+//! at a lower scheduling priority) behind a gate with one permit per core: a login storm queues
+//! here instead of starving the async workers that serve every other RPC. The gate is fair between client addresses ([`crate::fair`]), so
 //! one address's flood of Register or Login calls cannot starve another address's Login.
 
 use std::{
@@ -11,9 +11,11 @@ use std::{
     io::Read,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, OnceLock,
+        mpsc, Arc, Mutex, OnceLock,
     },
 };
+
+use tokio::sync::oneshot;
 
 use crate::{
     error::{Error, Result},
@@ -159,21 +161,30 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most one per core at a time, shared
-/// fairly between clients.
+/// Hashes and verifies passwords on threads of its own, one per core, shared fairly between
+/// clients.
 ///
-/// Each running hash needs 19 MiB of working memory. Allocating it per call let glibc keep the
-/// freed blocks in a different arena for every blocking-pool thread (hundreds of MiB after a
-/// login burst), so the memory is allocated once per permit and reused: the hasher's footprint
-/// is cores × 19 MiB, whatever the load.
+/// Each thread owns the 19 MiB of working memory its hashes need (allocated on its first
+/// hash): allocating it per call let glibc keep the freed blocks in a different arena for every
+/// thread that had run one (hundreds of MiB after a login burst), so the hasher's footprint is
+/// cores × 19 MiB, whatever the load. The threads run at a lower scheduling priority
+/// ([`HASHING_NICE`]): hashing takes every core nobody else wants, and yields to the RPCs
+/// (and, on a shared machine, to book-service) when they want one, so a login storm costs
+/// other calls little latency.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     permits: FairGate,
-    /// Working memory not in use right now; at most one per permit.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// To the hashing threads (at most one job per permit is waiting or running).
+    jobs: mpsc::Sender<Job>,
     /// argon2 computations so far (hashes and verifications).
     computed: Arc<AtomicU64>,
 }
+
+/// Work for a hashing thread, given that thread's working memory.
+type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
+/// The nice value of the hashing threads (0 is the default, 19 the lowest priority).
+pub const HASHING_NICE: i32 = 10;
 
 impl Default for Hasher {
     fn default() -> Self {
@@ -182,11 +193,49 @@ impl Default for Hasher {
         // slower than a wrong-password login).
         let _ = dummy_hash();
         let _ = common_passwords();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..cores {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || hashing_thread(&queue));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-hashing thread");
+            }
+        }
         Hasher {
             permits: FairGate::new(cores),
-            memory: Arc::new(Mutex::new(Vec::new())),
+            jobs,
             computed: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// Runs the jobs of `queue` until every [`Hasher`] handle is gone.
+fn hashing_thread(queue: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    let mut memory = Vec::new();
+    loop {
+        // One thread at a time waits on the queue; the lock is released before the job runs.
+        let job = lock(queue).recv();
+        let Ok(job) = job else { return };
+        if memory.is_empty() {
+            memory = vec![Block::default(); params().block_count()];
+        }
+        // A panicking job drops its answer (its caller gets an internal error); the thread
+        // and its memory stay.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+    }
+}
+
+/// Sets this thread's nice value to [`HASHING_NICE`] (Linux: a per-thread attribute).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE)
+    {
+        tracing::warn!(error = %e, "password hashing keeps the default priority");
     }
 }
 
@@ -218,7 +267,7 @@ impl Hasher {
         .await
     }
 
-    /// Runs `work` on the blocking pool with a permit and a working-memory buffer.
+    /// Runs `work` on a hashing thread once `client` holds a permit.
     async fn run<T: Send + 'static>(
         &self,
         client: &str,
@@ -226,17 +275,14 @@ impl Hasher {
     ) -> Result<T> {
         let _permit = self.permits.acquire(client).await;
         self.computed.fetch_add(1, Ordering::Relaxed);
-        let mut memory = lock(&self.memory)
-            .pop()
-            .unwrap_or_else(|| vec![Block::default(); params().block_count()]);
-        let (result, memory) = tokio::task::spawn_blocking(move || {
-            let result = work(&mut memory);
-            (result, memory)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?;
-        lock(&self.memory).push(memory);
-        result
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // The caller may have gone (a cancelled call): nobody to tell.
+            let _ = reply.send(work(memory));
+        });
+        let gone = || Error::Internal("no password-hashing thread".into());
+        self.jobs.send(job).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 
@@ -282,6 +328,45 @@ mod tests {
             .to_string();
         let mut memory = vec![Block::default(); params().block_count()];
         assert!(verify_in(b"an older password", &phc, &mut memory).expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority_and_outlive_a_panicking_job() {
+        let hasher = Hasher::default();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for _ in 0..cores {
+            let panicked = hasher
+                .run("test", |_| -> Result<()> { panic!("a bug in a job") })
+                .await;
+            assert!(matches!(panicked, Err(Error::Internal(_))), "{panicked:?}");
+        }
+        // Every thread is still there: as many jobs as threads, each waiting until all of them
+        // run at once.
+        let running = Arc::new(AtomicU64::new(0));
+        let answers = futures::future::join_all((0..cores).map(|_| {
+            let running = running.clone();
+            hasher.run("test", move |memory| {
+                running.fetch_add(1, Ordering::SeqCst);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while running.load(Ordering::SeqCst) < cores as u64
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::yield_now();
+                }
+                let together = running.load(Ordering::SeqCst) == cores as u64;
+                let tid = rustix::thread::gettid();
+                let nice = rustix::process::getpriority_process(Some(tid));
+                Ok((together, memory.len(), nice))
+            })
+        }))
+        .await;
+        for answer in answers {
+            let (together, blocks, nice) = answer.expect("a hashing thread answers");
+            assert!(together, "a hashing thread is missing");
+            assert_eq!(blocks, params().block_count());
+            assert_eq!(nice.expect("getpriority"), HASHING_NICE);
+        }
+        assert_eq!(hasher.computed(), 2 * cores as u64);
     }
 
     #[test]
