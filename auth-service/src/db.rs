@@ -385,18 +385,22 @@ impl Db {
         let mut counters = Vec::with_capacity(keys.len());
         let mut reader = self.0.read().await?;
         for (scope, key) in keys {
-            counters.push(read_counter(&mut *reader, *scope, key, "").await?);
+            counters.push(read_counter(&mut *reader, *scope, key).await?);
         }
         Ok(counters)
     }
 
     /// Reads the counters of `keys`, lets `update` change them (or refuse, which changes
     /// nothing), and stores them, all in one write: two attempts can never both read the same
-    /// count, on one replica or several. Each counter row is made if missing and then locked
-    /// ([`Database::for_update`]), in one global order (`keys` sorted) so that two attempts
-    /// sharing counters cannot deadlock. On SQLite the write joins the next group commit
+    /// count, on one replica or several. One statement makes the missing counter rows and
+    /// locks and reads all of them (a no-op `ON CONFLICT DO UPDATE … RETURNING`: on PostgreSQL
+    /// it locks the row and returns its latest committed version, as `SELECT … FOR UPDATE`
+    /// would), in one global order (`keys` sorted) so that two attempts sharing counters
+    /// cannot deadlock; one more stores them. On SQLite the write joins the next group commit
     /// ([`Database::write`]): a login's two counter updates and its refresh token would
-    /// otherwise cost three fsyncs of their own, next to the password hash.
+    /// otherwise cost three fsyncs of their own, next to the password hash. (Two statements
+    /// rather than two per counter: each is a round trip to SQLite's thread, measured as most
+    /// of what a login costs beside its hash.)
     pub async fn update_throttle_counters<T>(
         &self,
         keys: Vec<(Scope, String)>,
@@ -405,50 +409,46 @@ impl Db {
     where
         T: Send + 'static,
     {
-        let lock = self.0.for_update();
+        // Distinct keys (one per layer): a statement may not upsert one row twice.
+        let mut sorted = keys.clone();
+        sorted.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        let (lock_sql, store_sql) = (
+            throttle_lock_sql(keys.len()),
+            throttle_store_sql(keys.len()),
+        );
         self.0
             .write(Box::new(move |conn| {
                 Box::pin(async move {
-                    let mut order: Vec<usize> = (0..keys.len()).collect();
-                    order.sort_by(|&a, &b| {
-                        (keys[a].0.as_str(), &keys[a].1).cmp(&(keys[b].0.as_str(), &keys[b].1))
-                    });
+                    let mut lock = sqlx::query(&lock_sql);
+                    for (scope, key) in &sorted {
+                        lock = lock.bind(scope.as_str()).bind(key);
+                    }
+                    let rows = lock.fetch_all(&mut *conn).await?;
                     let mut counters = vec![Counter::default(); keys.len()];
-                    for i in order {
-                        let (scope, key) = &keys[i];
-                        sqlx::query(
-                            "INSERT INTO login_throttle (scope, key, window_start, failures)
-                             VALUES ($1, $2, 0, 0) ON CONFLICT (scope, key) DO NOTHING",
-                        )
-                        .bind(scope.as_str())
-                        .bind(key)
-                        .execute(&mut *conn)
-                        .await?;
-                        counters[i] = read_counter(&mut *conn, *scope, key, lock).await?;
+                    for row in &rows {
+                        let (scope, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                        let Some(i) = keys
+                            .iter()
+                            .position(|(s, k)| s.as_str() == scope && *k == key)
+                        else {
+                            continue;
+                        };
+                        counters[i] = counter_from(row)?;
                     }
                     let out = update(&mut counters, &keys)?;
+                    let mut store = sqlx::query(&store_sql);
                     for ((scope, key), counter) in keys.iter().zip(&counters) {
-                        sqlx::query(
-                            "INSERT INTO login_throttle
-                               (scope, key, window_start, failures, lockouts, locked_until,
-                                pending, pending_since)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                             ON CONFLICT (scope, key) DO UPDATE SET
-                               window_start = excluded.window_start, failures = excluded.failures,
-                               lockouts = excluded.lockouts, locked_until = excluded.locked_until,
-                               pending = excluded.pending, pending_since = excluded.pending_since",
-                        )
-                        .bind(scope.as_str())
-                        .bind(key)
-                        .bind(counter.window_start)
-                        .bind(counter.failures)
-                        .bind(counter.lockouts)
-                        .bind(counter.locked_until)
-                        .bind(counter.pending)
-                        .bind(counter.pending_since)
-                        .execute(&mut *conn)
-                        .await?;
+                        store = store
+                            .bind(scope.as_str())
+                            .bind(key)
+                            .bind(counter.window_start)
+                            .bind(counter.failures)
+                            .bind(counter.lockouts)
+                            .bind(counter.locked_until)
+                            .bind(counter.pending)
+                            .bind(counter.pending_since);
                     }
+                    store.execute(&mut *conn).await?;
                     Ok(out)
                 })
             }))
@@ -575,25 +575,62 @@ async fn read_counter<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     scope: Scope,
     key: &str,
-    lock: &str,
 ) -> Result<Counter, sqlx::Error> {
-    let sql = format!(
-        "SELECT window_start, failures, lockouts, locked_until, pending, pending_since
-         FROM login_throttle WHERE scope = $1 AND key = $2{lock}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(scope.as_str())
-        .bind(key)
-        .fetch_optional(executor)
-        .await?;
-    row.map_or(Ok(Counter::default()), |r| {
-        Ok(Counter {
-            window_start: r.try_get("window_start")?,
-            failures: r.try_get("failures")?,
-            lockouts: r.try_get("lockouts")?,
-            locked_until: r.try_get("locked_until")?,
-            pending: r.try_get("pending")?,
-            pending_since: r.try_get("pending_since")?,
-        })
+    let row = sqlx::query(&format!(
+        "SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE scope = $1 AND key = $2"
+    ))
+    .bind(scope.as_str())
+    .bind(key)
+    .fetch_optional(executor)
+    .await?;
+    row.map_or(Ok(Counter::default()), |r| counter_from(&r))
+}
+
+/// A throttle counter's columns after `scope, key`, in the order [`counter_from`] reads them.
+const THROTTLE_COLUMNS: &str =
+    "scope, key, window_start, failures, lockouts, locked_until, pending, pending_since";
+
+/// The counter in a row of [`THROTTLE_COLUMNS`].
+fn counter_from(row: &AnyRow) -> Result<Counter, sqlx::Error> {
+    Ok(Counter {
+        window_start: row.try_get(2)?,
+        failures: row.try_get(3)?,
+        lockouts: row.try_get(4)?,
+        locked_until: row.try_get(5)?,
+        pending: row.try_get(6)?,
+        pending_since: row.try_get(7)?,
     })
+}
+
+/// Makes the `n` counter rows bound as `(scope, key)` pairs if missing, locks them and returns
+/// them ([`THROTTLE_COLUMNS`]). The no-op update is what locks and returns an existing row.
+fn throttle_lock_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("(${}, ${}, 0, 0)", 2 * i + 1, 2 * i + 2))
+        .collect();
+    format!(
+        "INSERT INTO login_throttle (scope, key, window_start, failures) VALUES {}
+         ON CONFLICT (scope, key) DO UPDATE SET failures = login_throttle.failures
+         RETURNING {THROTTLE_COLUMNS}",
+        rows.join(", ")
+    )
+}
+
+/// Stores `n` counters, each bound as the eight [`THROTTLE_COLUMNS`].
+fn throttle_store_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let first = 8 * i + 1;
+            let params: Vec<String> = (first..first + 8).map(|p| format!("${p}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO login_throttle ({THROTTLE_COLUMNS}) VALUES {}
+         ON CONFLICT (scope, key) DO UPDATE SET
+           window_start = excluded.window_start, failures = excluded.failures,
+           lockouts = excluded.lockouts, locked_until = excluded.locked_until,
+           pending = excluded.pending, pending_since = excluded.pending_since",
+        rows.join(", ")
+    )
 }
