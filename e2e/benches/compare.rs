@@ -109,11 +109,42 @@ impl Options {
     }
 }
 
-/// One measured figure.
+/// One measured figure: calls, the time they took, their latencies.
 struct Figure {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    calls: usize,
+    seconds: f64,
+    histogram: Histogram<u64>,
+}
+
+impl Figure {
+    /// No calls yet, to [`Figure::add`] turns to.
+    fn empty() -> Figure {
+        Figure {
+            calls: 0,
+            seconds: 0.0,
+            histogram: Histogram::new(3).expect("histogram"),
+        }
+    }
+
+    /// This figure and `turn` as one: the calls of both over the time of both.
+    fn add(mut self, turn: Figure) -> Figure {
+        self.calls += turn.calls;
+        self.seconds += turn.seconds;
+        self.histogram.add(turn.histogram).expect("merge");
+        self
+    }
+
+    fn per_second(&self) -> f64 {
+        self.calls as f64 / self.seconds
+    }
+
+    fn p50_ms(&self) -> f64 {
+        self.histogram.value_at_quantile(0.50) as f64 / 1000.0
+    }
+
+    fn p99_ms(&self) -> f64 {
+        self.histogram.value_at_quantile(0.99) as f64 / 1000.0
+    }
 }
 
 /// Prints a figure's line, with `ratio` (what the target is stated in) when there is one.
@@ -121,9 +152,16 @@ fn report(label: &str, figure: &Figure, ratio: Option<(&str, f64)>) {
     let ratio = ratio.map_or(String::new(), |(what, r)| format!("  {r:>6.2} {what}"));
     println!(
         "{label:<44} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms{ratio}",
-        figure.per_second, figure.p50_ms, figure.p99_ms
+        figure.per_second(),
+        figure.p50_ms(),
+        figure.p99_ms()
     );
 }
+
+/// How many turns the figures compared "in turns" take: each side of such a ratio is measured
+/// in this many slices, alternating, so that both see the same drift of this shared VM (its
+/// speed moves by several percent within seconds).
+const TURNS: usize = 4;
 
 /// `total` calls of `op`, `in_flight` at a time over `channels` (round-robin).
 async fn drive<F, Fut>(channels: &[Channel], total: usize, in_flight: usize, op: F) -> Figure
@@ -157,11 +195,10 @@ where
             .add(task.await.expect("load task"))
             .expect("merge");
     }
-    let seconds = started.elapsed().as_secs_f64();
     Figure {
-        per_second: total as f64 / seconds,
-        p50_ms: histogram.value_at_quantile(0.50) as f64 / 1000.0,
-        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        calls: total,
+        seconds: started.elapsed().as_secs_f64(),
+        histogram,
     }
 }
 
@@ -239,10 +276,11 @@ async fn health_checks(channels: &[Channel], total: usize) -> Figure {
     .await
 }
 
-/// Argon2id hashes per second with the service's parameters, one thread per core.
-fn raw_argon2_rate(options: &Options) -> f64 {
+/// `hashes` argon2id hashes with the service's parameters, one thread per core, as a figure
+/// (its latencies are not kept).
+fn raw_argon2(hashes: usize) -> Figure {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_core = options.calls(256) / cores;
+    let per_core = hashes.div_ceil(cores);
     let started = Instant::now();
     let threads: Vec<_> = (0..cores)
         .map(|_| {
@@ -264,7 +302,11 @@ fn raw_argon2_rate(options: &Options) -> f64 {
     for thread in threads {
         thread.join().expect("argon2 thread");
     }
-    (cores * per_core) as f64 / started.elapsed().as_secs_f64()
+    Figure {
+        calls: cores * per_core,
+        seconds: started.elapsed().as_secs_f64(),
+        ..Figure::empty()
+    }
 }
 
 /// Starts both services on `auth_db` and `book_db`, measures them, stops them.
@@ -334,7 +376,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let token = Arc::new(token.access_token);
 
     let health = health_checks(&book_channels, options.calls(100_000)).await;
-    let ratio = health.per_second / echo.per_second;
+    let ratio = health.per_second() / echo.per_second();
     report(
         "Health/Check on book-service (c=64)",
         &health,
@@ -367,12 +409,16 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             .await
         }
     };
-    let one = create(1, options.calls(500)).await;
+    // c=1 follows the disk's fsync latency, which drifts: it and c=64 are taken in turns.
+    let (mut one, mut sixty_four) = (Figure::empty(), Figure::empty());
+    for _ in 0..TURNS {
+        one = one.add(create(1, options.calls(500) / TURNS).await);
+        sixty_four = sixty_four.add(create(64, options.calls(5_000) / TURNS).await);
+    }
     report("CreateBook, durable (c=1)", &one, None);
     let eight = create(8, options.calls(2_000)).await;
     report("CreateBook, durable (c=8)", &eight, None);
-    let sixty_four = create(64, options.calls(5_000)).await;
-    let ratio = sixty_four.per_second / one.per_second;
+    let ratio = sixty_four.per_second() / one.per_second();
     report(
         "CreateBook, durable (c=64)",
         &sixty_four,
@@ -428,11 +474,11 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     report(
         "ListBooks(50), first page (c=16)",
         &first,
-        Some(("x echo", first.per_second / echo.per_second)),
+        Some(("x echo", first.per_second() / echo.per_second())),
     );
     if !deep.is_empty() {
         let far = drive(&book_channels, options.calls(5_000), 16, list(deep)).await;
-        let ratio = far.per_second / first.per_second;
+        let ratio = far.per_second() / first.per_second();
         report(
             "ListBooks(50), page 99 (c=16)",
             &far,
@@ -456,7 +502,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         }
     };
     let unloaded = get(book_channels.clone(), options.calls(100_000)).await;
-    let ratio = unloaded.per_second / echo.per_second;
+    let ratio = unloaded.per_second() / echo.per_second();
     report(
         "GetBook, reused token (c=64)",
         &unloaded,
@@ -476,12 +522,13 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             },
         )
     };
-    // The raw rate is taken just before and just after the logins, over as many hashes, and
-    // averaged: this VM's speed drifts by several percent within seconds.
-    let before = raw_argon2_rate(options);
-    let logins = logins_at(8, options.calls(256)).await;
-    let raw = (before + raw_argon2_rate(options)) / 2.0;
-    let ratio = logins.per_second / raw;
+    // Against the raw rate in turns, over as many hashes.
+    let (mut logins, mut raw) = (Figure::empty(), Figure::empty());
+    for _ in 0..TURNS {
+        raw = raw.add(raw_argon2(options.calls(256) / TURNS));
+        logins = logins.add(logins_at(8, options.calls(256) / TURNS).await);
+    }
+    let ratio = logins.per_second() / raw.per_second();
     report("Login (c=8)", &logins, Some(("x raw argon2id", ratio)));
     // 64 at once: what auth-service's memory is held to (the peak RSS below includes it).
     let burst = logins_at(64, options.calls(192).max(64)).await;
@@ -509,7 +556,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     for task in storm {
         let _ = task.await;
     }
-    let ratio = stormy.p99_ms / unloaded.p99_ms;
+    let ratio = stormy.p99_ms() / unloaded.p99_ms();
     report(
         "GetBook during a 32-way login storm",
         &stormy,
@@ -540,32 +587,27 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         Some("warn"),
     );
     let quiet_channels = channels(quiet_addr, options.connections).await;
-    let (mut info_seconds, mut warn_seconds) = (0.0, 0.0);
-    let (mut health_info_seconds, mut health_warn_seconds) = (0.0, 0.0);
-    let per_turn = options.calls(25_000);
-    for _ in 0..4 {
-        info_seconds += per_turn as f64 / get(book_channels.clone(), per_turn).await.per_second;
-        warn_seconds += per_turn as f64 / get(quiet_channels.clone(), per_turn).await.per_second;
-        health_info_seconds +=
-            per_turn as f64 / health_checks(&book_channels, per_turn).await.per_second;
-        health_warn_seconds +=
-            per_turn as f64 / health_checks(&quiet_channels, per_turn).await.per_second;
+    let (mut get_info, mut get_warn) = (Figure::empty(), Figure::empty());
+    let (mut health_info, mut health_warn) = (Figure::empty(), Figure::empty());
+    let per_turn = options.calls(100_000) / TURNS;
+    for _ in 0..TURNS {
+        get_info = get_info.add(get(book_channels.clone(), per_turn).await);
+        get_warn = get_warn.add(get(quiet_channels.clone(), per_turn).await);
+        health_info = health_info.add(health_checks(&book_channels, per_turn).await);
+        health_warn = health_warn.add(health_checks(&quiet_channels, per_turn).await);
     }
-    let turns = (4 * per_turn) as f64;
-    println!(
-        "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
-        "GetBook, the per-call log line (c=64)",
-        turns / info_seconds,
-        turns / warn_seconds,
-        warn_seconds / info_seconds,
-    );
-    println!(
-        "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
-        "Health/Check, the per-call log line (c=64)",
-        turns / health_info_seconds,
-        turns / health_warn_seconds,
-        health_warn_seconds / health_info_seconds,
-    );
+    for (label, info, warn) in [
+        ("GetBook", &get_info, &get_warn),
+        ("Health/Check", &health_info, &health_warn),
+    ] {
+        println!(
+            "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
+            format!("{label}, the per-call log line (c=64)"),
+            info.per_second(),
+            warn.per_second(),
+            info.per_second() / warn.per_second(),
+        );
+    }
 }
 
 /// The bare tonic server: grpc.health.v1 with the services' limits, nothing else.
