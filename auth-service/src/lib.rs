@@ -6,7 +6,7 @@
 //! - [`admin`]: what the `admin` and `keys` subcommands do, on the database directly.
 //! - [`service`]: thin gRPC handlers for AuthService and UserService.
 //! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
-//! - [`password`]: password policy and argon2id hashing on the bounded blocking pool.
+//! - [`password`]: password policy and argon2id hashing on threads of its own, one per core.
 //! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work.
 //! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
 //! - [`fair`]: the hashing gate, fair between client addresses.

@@ -16,7 +16,9 @@
 //! services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
-//! speed), `--connections N` (HTTP/2 connections per target, default 1), `--pin` (servers on
+//! speed), `--connections N` (HTTP/2 connections per target, default 1), `--in-flight N` (calls
+//! in flight for the echo, Health/Check and GetBook figures, default 64; CreateBook and Login
+//! keep the concurrencies their targets name), `--pin` (servers on
 //! core 0, this client on core 1, with `taskset`), `--bin-dir DIR` (where the service binaries
 //! are, relative to the workspace root; default `target/release`).
 
@@ -55,6 +57,8 @@ struct Options {
     connections: usize,
     /// Servers on core 0, the client on core 1.
     pin: bool,
+    /// Calls in flight for the echo, Health/Check and GetBook figures.
+    in_flight: usize,
     /// Where `auth-service` and `book-service` are.
     bin_dir: PathBuf,
 }
@@ -66,6 +70,7 @@ impl Options {
             quick: false,
             connections: 1,
             pin: false,
+            in_flight: 64,
             bin_dir: root.join("target/release"),
         };
         let mut args = std::env::args().skip(1);
@@ -73,6 +78,13 @@ impl Options {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--pin" => options.pin = true,
+                "--in-flight" => {
+                    options.in_flight = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .expect("--in-flight N (N ≥ 1)");
+                }
                 "--connections" => {
                     options.connections = args
                         .next()
@@ -266,8 +278,8 @@ async fn channels(addr: SocketAddr, count: usize) -> Vec<Channel> {
 }
 
 /// Health/Check calls: the same tiny unary call on any of our servers.
-async fn health_checks(channels: &[Channel], total: usize) -> Figure {
-    drive(channels, total, 64, |channel, _| async move {
+async fn health_checks(channels: &[Channel], total: usize, in_flight: usize) -> Figure {
+    drive(channels, total, in_flight, |channel, _| async move {
         HealthClient::new(channel)
             .check(HealthCheckRequest::default())
             .await
@@ -375,10 +387,11 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let token = client.login(login()).await.expect("login").into_inner();
     let token = Arc::new(token.access_token);
 
-    let health = health_checks(&book_channels, options.calls(100_000)).await;
+    let c = options.in_flight;
+    let health = health_checks(&book_channels, options.calls(100_000), c).await;
     let ratio = health.per_second() / echo.per_second();
     report(
-        "Health/Check on book-service (c=64)",
+        &format!("Health/Check on book-service (c={c})"),
         &health,
         Some(("x echo", ratio)),
     );
@@ -489,7 +502,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let get = |channels: Vec<Channel>, total: usize| {
         let (token, id) = (token.clone(), id.clone());
         async move {
-            drive(&channels, total, 64, move |channel, _| {
+            drive(&channels, total, c, move |channel, _| {
                 let (token, id) = (token.clone(), id.clone());
                 async move {
                     BookServiceClient::new(channel)
@@ -504,7 +517,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let unloaded = get(book_channels.clone(), options.calls(100_000)).await;
     let ratio = unloaded.per_second() / echo.per_second();
     report(
-        "GetBook, reused token (c=64)",
+        &format!("GetBook, reused token (c={c})"),
         &unloaded,
         Some(("x echo", ratio)),
     );
@@ -593,8 +606,8 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     for _ in 0..TURNS {
         get_info = get_info.add(get(book_channels.clone(), per_turn).await);
         get_warn = get_warn.add(get(quiet_channels.clone(), per_turn).await);
-        health_info = health_info.add(health_checks(&book_channels, per_turn).await);
-        health_warn = health_warn.add(health_checks(&quiet_channels, per_turn).await);
+        health_info = health_info.add(health_checks(&book_channels, per_turn, c).await);
+        health_warn = health_warn.add(health_checks(&quiet_channels, per_turn, c).await);
     }
     for (label, info, warn) in [
         ("GetBook", &get_info, &get_warn),
@@ -602,7 +615,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     ] {
         println!(
             "{:<44} {:>9.0}/s at info, {:>7.0}/s at warn  {:>6.2} x warn",
-            format!("{label}, the per-call log line (c=64)"),
+            format!("{label}, the per-call log line (c={c})"),
             info.per_second(),
             warn.per_second(),
             info.per_second() / warn.per_second(),
@@ -647,9 +660,13 @@ fn main() {
 
 async fn run(options: Options) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placement = if options.pin {
+        "servers on core 0, this client on core 1".to_string()
+    } else {
+        format!("servers and this client sharing {cores} cores")
+    };
     println!(
-        "Bookstore against a bare tonic server ({cores} cores{}, {} HTTP/2 connection(s) per target{})",
-        if options.pin { ", servers on core 0, client on core 1" } else { "" },
+        "Bookstore against a bare tonic server ({placement}, {} HTTP/2 connection(s) per target{})",
         options.connections,
         if options.quick { ", --quick" } else { "" },
     );
@@ -662,8 +679,15 @@ async fn run(options: Options) {
             .expect("start the echo server"),
     );
     let echo_channels = channels(echo_addr, options.connections).await;
-    let echo = health_checks(&echo_channels, options.calls(100_000)).await;
-    report("echo: Health/Check on a bare tonic server", &echo, None);
+    let echo = health_checks(&echo_channels, options.calls(100_000), options.in_flight).await;
+    report(
+        &format!(
+            "echo: Health/Check, bare tonic server (c={})",
+            options.in_flight
+        ),
+        &echo,
+        None,
+    );
     println!("peak RSS: echo {:.1} MiB", echo_process.peak_rss_mib());
     drop(echo_process);
 
