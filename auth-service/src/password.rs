@@ -3,8 +3,9 @@
 //!
 //! Hashing is CPU-bound (tens of milliseconds), so it runs on threads of its own (one per core,
 //! at a lower scheduling priority) behind a gate with one permit per core: a login storm queues
-//! here instead of starving the async workers that serve every other RPC. The gate is fair between client addresses ([`crate::fair`]), so
-//! one address's flood of Register or Login calls cannot starve another address's Login.
+//! here instead of starving the async workers that serve every other RPC. The gate is fair
+//! between client addresses ([`crate::fair`]), so one address's flood of Register or Login calls
+//! cannot starve another address's Login.
 
 use std::{
     collections::HashSet,

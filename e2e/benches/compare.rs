@@ -78,20 +78,8 @@ impl Options {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--pin" => options.pin = true,
-                "--in-flight" => {
-                    options.in_flight = args
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .filter(|n| *n > 0)
-                        .expect("--in-flight N (N ≥ 1)");
-                }
-                "--connections" => {
-                    options.connections = args
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .filter(|n| *n > 0)
-                        .expect("--connections N (N ≥ 1)");
-                }
+                "--in-flight" => options.in_flight = count(&mut args, "--in-flight"),
+                "--connections" => options.connections = count(&mut args, "--connections"),
                 // Relative to the workspace root (cargo runs benches in the package's folder).
                 "--bin-dir" => options.bin_dir = root.join(args.next().expect("--bin-dir DIR")),
                 _ => {} // `cargo bench` adds `--bench`
@@ -119,6 +107,14 @@ impl Options {
             Command::new(program)
         }
     }
+}
+
+/// The count N after an `option N` on the command line (at least 1).
+fn count(args: &mut impl Iterator<Item = String>, option: &str) -> usize {
+    args.next()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| panic!("{option} N (N ≥ 1)"))
 }
 
 /// One measured figure: calls, the time they took, their latencies.

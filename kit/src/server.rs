@@ -221,8 +221,8 @@ where
             return Box::pin(logged(self.inner.call(request), uri, user, call));
         }
         // One server span per call, named and attributed as OpenTelemetry's RPC conventions
-        // say; an incoming W3C `traceparent` makes it a child of the caller's span. Its
-        // attributes stay out of the text log lines ([`crate::telemetry`]), but `trace_id`.
+        // say; an incoming W3C `traceparent` makes it a child of the caller's span. Of its
+        // fields only `trace_id` shows in text log lines ([`crate::telemetry`]).
         let path = uri.path();
         let span = tracing::info_span!(
             "call",
