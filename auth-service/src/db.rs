@@ -6,9 +6,10 @@
 
 use bookstore_kit::{
     paging::Cursor,
+    read::{Columns, Cost, FromColumns},
     storage::{self, lock_table, Backend, Database, Migrations},
 };
-use sqlx::{any::AnyRow, Any, FromRow, Row, Transaction};
+use sqlx::{any::AnyRow, Any, Row, Transaction};
 
 use crate::{
     error::{Error, Result},
@@ -33,29 +34,43 @@ pub struct UserRow {
     pub tokens_not_before: i64,
 }
 
-impl FromRow<'_, AnyRow> for UserRow {
-    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+/// Read by position, in [`USER_COLUMNS`] order.
+impl FromColumns for UserRow {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
         // Flags are stored as 0/1 integers on both backends.
         Ok(UserRow {
-            id: row.try_get("id")?,
-            username: row.try_get("username")?,
-            password_hash: row.try_get("password_hash")?,
-            admin: row.try_get::<i64, _>("admin")? != 0,
-            create_time: row.try_get("create_time")?,
-            disabled: row.try_get::<i64, _>("disabled")? != 0,
-            tokens_not_before: row.try_get("tokens_not_before")?,
+            id: row.get(0)?,
+            username: row.get(1)?,
+            password_hash: row.get(2)?,
+            admin: row.get::<i64>(3)? != 0,
+            create_time: row.get(4)?,
+            disabled: row.get::<i64>(5)? != 0,
+            tokens_not_before: row.get(6)?,
         })
     }
 }
 
 /// A row of `revocations`: exactly one of `session_id` and `user_id` is set.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct RevocationRow {
     pub cursor: i64,
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub not_before: Option<i64>,
     pub expire_time: i64,
+}
+
+/// Read by position, in the order [`Db::revocations_after`] selects.
+impl FromColumns for RevocationRow {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
+        Ok(RevocationRow {
+            cursor: row.get(0)?,
+            session_id: row.get(1)?,
+            user_id: row.get(2)?,
+            not_before: row.get(3)?,
+            expire_time: row.get(4)?,
+        })
+    }
 }
 
 /// When a revocation is made and until when it matters: `now`, and the time by which every
@@ -67,12 +82,24 @@ pub struct Revoking {
 }
 
 /// A row of `signing_keys`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyRow {
     pub kid: String,
     pub private_key: Vec<u8>,
     pub create_time: i64,
     pub retire_time: Option<i64>,
+}
+
+/// Read by position, in the order [`Db::signing_keys`] selects.
+impl FromColumns for KeyRow {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
+        Ok(KeyRow {
+            kid: row.get(0)?,
+            private_key: row.get(1)?,
+            create_time: row.get(2)?,
+            retire_time: row.get(3)?,
+        })
+    }
 }
 
 /// What a refresh-token rotation found.
@@ -136,19 +163,15 @@ impl Db {
     /// The user called `username` (already lower-case).
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        Ok(sqlx::query_as(&sql)
-            .bind(username)
-            .fetch_optional(&mut *self.0.read().await?)
-            .await?)
+        let args = vec![username.into()];
+        Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// The user with id `id`.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        Ok(sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&mut *self.0.read().await?)
-            .await?)
+        let args = vec![id.into()];
+        Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// Makes `username` an admin; false when there is no such user.
@@ -169,12 +192,8 @@ impl Db {
             "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > ($1, $2)
              ORDER BY create_time, id LIMIT $3"
         );
-        Ok(sqlx::query_as(&sql)
-            .bind(time)
-            .bind(id)
-            .bind(limit)
-            .fetch_all(&mut *self.0.read().await?)
-            .await?)
+        let args = vec![time.into(), id.into(), limit.into()];
+        Ok(self.0.fetch_all(Cost::Lookup, &sql, args).await?)
     }
 
     /// Replaces the user's password hash and revokes every refresh token of the user, in one
@@ -229,27 +248,19 @@ impl Db {
         now: i64,
         limit: i64,
     ) -> Result<Vec<RevocationRow>> {
-        Ok(sqlx::query_as(
-            "SELECT cursor, session_id, user_id, not_before, expire_time FROM revocations
-             WHERE cursor > $1 AND expire_time > $2 ORDER BY cursor LIMIT $3",
-        )
-        .bind(cursor)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *self.0.read().await?)
-        .await?)
+        let sql = "SELECT cursor, session_id, user_id, not_before, expire_time FROM revocations
+                   WHERE cursor > $1 AND expire_time > $2 ORDER BY cursor LIMIT $3";
+        let args = vec![cursor.into(), now.into(), limit.into()];
+        Ok(self.0.fetch_all(Cost::Lookup, sql, args).await?)
     }
 
     // ---- signing keys ----
 
     /// Every signing key, the active one (never retired) first, then the newest.
     pub async fn signing_keys(&self) -> Result<Vec<KeyRow>> {
-        Ok(sqlx::query_as(
-            "SELECT kid, private_key, create_time, retire_time FROM signing_keys
-             ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid",
-        )
-        .fetch_all(&mut *self.0.read().await?)
-        .await?)
+        let sql = "SELECT kid, private_key, create_time, retire_time FROM signing_keys
+                   ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid";
+        Ok(self.0.fetch_all(Cost::Lookup, sql, Vec::new()).await?)
     }
 
     /// Adds `key` as the active key. With `only_if_none`, does nothing when a key exists
@@ -382,10 +393,13 @@ impl Db {
     /// The counters of `keys` as they are now (zero where none is stored), read without the
     /// writer.
     pub async fn throttle_counters(&self, keys: &[(Scope, String)]) -> Result<Vec<Counter>> {
+        let sql =
+            format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE scope = $1 AND key = $2");
         let mut counters = Vec::with_capacity(keys.len());
-        let mut reader = self.0.read().await?;
         for (scope, key) in keys {
-            counters.push(read_counter(&mut *reader, *scope, key).await?);
+            let args = vec![scope.as_str().into(), key.as_str().into()];
+            let counter = self.0.fetch_optional(Cost::Lookup, &sql, args).await?;
+            counters.push(counter.unwrap_or_default());
         }
         Ok(counters)
     }
@@ -433,7 +447,7 @@ impl Db {
                         else {
                             continue;
                         };
-                        counters[i] = counter_from(row)?;
+                        counters[i] = Counter::from_columns(row)?;
                     }
                     let out = update(&mut counters, &keys)?;
                     let mut store = sqlx::query(&store_sql);
@@ -571,35 +585,23 @@ async fn revoke_user(
 }
 
 /// One counter (zero when no row is stored); `lock` is appended to the query.
-async fn read_counter<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
-    scope: Scope,
-    key: &str,
-) -> Result<Counter, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE scope = $1 AND key = $2"
-    ))
-    .bind(scope.as_str())
-    .bind(key)
-    .fetch_optional(executor)
-    .await?;
-    row.map_or(Ok(Counter::default()), |r| counter_from(&r))
-}
-
-/// A throttle counter's columns after `scope, key`, in the order [`counter_from`] reads them.
+/// A throttle counter's columns after `scope, key`, in the order [`Counter::from_columns`]
+/// reads them.
 const THROTTLE_COLUMNS: &str =
     "scope, key, window_start, failures, lockouts, locked_until, pending, pending_since";
 
 /// The counter in a row of [`THROTTLE_COLUMNS`].
-fn counter_from(row: &AnyRow) -> Result<Counter, sqlx::Error> {
-    Ok(Counter {
-        window_start: row.try_get(2)?,
-        failures: row.try_get(3)?,
-        lockouts: row.try_get(4)?,
-        locked_until: row.try_get(5)?,
-        pending: row.try_get(6)?,
-        pending_since: row.try_get(7)?,
-    })
+impl FromColumns for Counter {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
+        Ok(Counter {
+            window_start: row.get(2)?,
+            failures: row.get(3)?,
+            lockouts: row.get(4)?,
+            locked_until: row.get(5)?,
+            pending: row.get(6)?,
+            pending_since: row.get(7)?,
+        })
+    }
 }
 
 /// Makes the `n` counter rows bound as `(scope, key)` pairs if missing, locks them and returns

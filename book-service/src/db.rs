@@ -7,12 +7,13 @@
 
 use bookstore_kit::{
     paging::Cursor,
+    read::{Arg, Columns, Cost, FromColumns},
     storage::{self, Backend, Database, Migrations},
 };
 use sqlx::{
     any::{AnyArguments, AnyRow},
-    query::{Query, QueryAs},
-    Any, FromRow, Row,
+    query::Query,
+    Any, FromRow,
 };
 
 use crate::{
@@ -41,20 +42,27 @@ pub struct BookRow {
 
 /// Read by position, in [`BOOK_COLUMNS`] order: a page maps up to 51 rows, and a lookup by
 /// name hashes the column name for every value.
+impl FromColumns for BookRow {
+    fn from_columns(row: &impl Columns) -> Result<Self, sqlx::Error> {
+        Ok(BookRow {
+            id: row.get(0)?,
+            owner_id: row.get(1)?,
+            title: row.get(2)?,
+            author: row.get(3)?,
+            publisher: row.get(4)?,
+            price_cents: row.get(5)?,
+            isbn: row.get(6)?,
+            create_time: row.get(7)?,
+            update_time: row.get(8)?,
+            version: row.get(9)?,
+        })
+    }
+}
+
+/// The same, for the reads inside a writing transaction (which run on sqlx).
 impl FromRow<'_, AnyRow> for BookRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(BookRow {
-            id: row.try_get(0)?,
-            owner_id: row.try_get(1)?,
-            title: row.try_get(2)?,
-            author: row.try_get(3)?,
-            publisher: row.try_get(4)?,
-            price_cents: row.try_get(5)?,
-            isbn: row.try_get(6)?,
-            create_time: row.try_get(7)?,
-            update_time: row.try_get(8)?,
-            version: row.try_get(9)?,
-        })
+        BookRow::from_columns(row)
     }
 }
 
@@ -198,7 +206,9 @@ impl Db {
 
     /// The book `id` of `owner_id`.
     pub async fn book(&self, owner_id: &str, id: &str) -> Result<Option<BookRow>> {
-        select_book(&mut *self.0.read().await?, owner_id, id, "").await
+        let sql = select_book_sql("");
+        let args = vec![owner_id.into(), id.into()];
+        Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// Up to `limit` books matching `filter` after `after`, in (create_time, id) order.
@@ -208,42 +218,37 @@ impl Db {
         after: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<BookRow>> {
-        let (mut sql, args) = filter_sql(filter, self.0.backend());
-        let after = after.map(|c| (c.create_time, c.id.clone()));
-        if after.is_some() {
+        let (mut sql, mut args) = filter_sql(filter, self.0.backend());
+        if let Some(after) = after {
             sql.push_str(&format!(
                 " AND (create_time, id) > (${}, ${})",
                 args.len() + 1,
                 args.len() + 2
             ));
+            args.push(after.create_time.into());
+            args.push(after.id.as_str().into());
         }
         sql.push_str(&format!(
             " ORDER BY create_time, id LIMIT ${}",
-            args.len() + 1 + 2 * usize::from(after.is_some())
+            args.len() + 1
         ));
+        args.push(limit.into());
         let sql = format!("SELECT {BOOK_COLUMNS} FROM books{sql}");
-        let mut query: QueryAs<'_, Any, BookRow, AnyArguments<'_>> = sqlx::query_as(&sql);
-        for arg in args {
-            query = query.bind(arg);
-        }
-        if let Some((time, id)) = after {
-            query = query.bind(time).bind(id);
-        }
-        Ok(query
-            .bind(limit)
-            .fetch_all(&mut *self.0.read().await?)
-            .await?)
+        // One keyset page: an index range of at most `limit` rows (a title filter reads the
+        // owner's rows until the page fills; see [`Cost`]).
+        let cost = match filter.title_query {
+            None => Cost::Lookup,
+            Some(_) => Cost::Scan,
+        };
+        Ok(self.0.fetch_all(cost, &sql, args).await?)
     }
 
     /// How many books match `filter`.
     pub async fn count_books(&self, filter: &Filter) -> Result<i64> {
         let (sql, args) = filter_sql(filter, self.0.backend());
         let sql = format!("SELECT COUNT(*) FROM books{sql}");
-        let mut query = sqlx::query_scalar(&sql);
-        for arg in args {
-            query = query.bind(arg);
-        }
-        Ok(query.fetch_one(&mut *self.0.read().await?).await?)
+        let count = self.0.fetch_optional(Cost::Scan, &sql, args).await?;
+        Ok(count.unwrap_or(0))
     }
 
     /// Reads the book, lets `change` compute its new fields (or refuse), and stores them with
@@ -314,15 +319,19 @@ impl Db {
     }
 }
 
-/// The book `id` of `owner_id`; `lock` is appended to the query.
+/// The query of the book `$2` of owner `$1`, with `lock` appended.
+fn select_book_sql(lock: &str) -> String {
+    format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = $1 AND id = $2{lock}")
+}
+
+/// The book `id` of `owner_id` inside a writing transaction; `lock` is appended to the query.
 async fn select_book<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     owner_id: &str,
     id: &str,
     lock: &str,
 ) -> Result<Option<BookRow>> {
-    let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(&select_book_sql(lock))
         .bind(owner_id)
         .bind(id)
         .fetch_optional(executor)
@@ -346,15 +355,15 @@ fn bind_fields<'q>(
 }
 
 /// The `WHERE` clause of `filter` with `$1..$n` placeholders, and the values they stand for.
-fn filter_sql(filter: &Filter, backend: Backend) -> (String, Vec<String>) {
+fn filter_sql(filter: &Filter, backend: Backend) -> (String, Vec<Arg>) {
     let mut sql = String::from(" WHERE owner_id = $1");
-    let mut args = vec![filter.owner_id.clone()];
+    let mut args = vec![Arg::from(filter.owner_id.as_str())];
     if let Some(author) = &filter.author {
-        args.push(author.clone());
+        args.push(author.as_str().into());
         sql.push_str(&format!(" AND author_folded = ${}", args.len()));
     }
     if let Some(title) = &filter.title_query {
-        args.push(title.clone());
+        args.push(title.as_str().into());
         let contains = match backend {
             Backend::Sqlite => "instr",
             Backend::Postgres => "strpos",

@@ -10,8 +10,9 @@
 //!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
 //! - [`storage`]: the database seam: URL → backend, connecting, migrations, secrets, error
 //!   mapping, for SQLite and PostgreSQL.
-//! - [`group_commit`]: on SQLite, writes that arrive together share one transaction and fsync;
-//!   [`readers`]: SQLite's read-only connections, checked out without a ping.
+//! - [`group_commit`]: on SQLite, writes that arrive together share one transaction and fsync.
+//! - [`read`]: reads written once for both backends (SQL, arguments, one row mapping);
+//!   [`readers`]: SQLite's read-only connections, on rusqlite, run from the calling task.
 //! - [`waiting`]: health NOT_SERVING while the database is not reachable yet, with backoff.
 //! - [`paging`]: page sizes, tamper-evident keyset page tokens, and finishing a page.
 //! - [`client`]: the one place outgoing connections are configured.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod log_writer;
 pub mod metrics;
 pub mod paging;
+pub mod read;
 pub mod readers;
 pub mod revocation;
 pub mod server;

@@ -1,71 +1,122 @@
-//! SQLite's reader connections, checked out without sqlx's pool. sqlx's pool pings a connection
-//! when it is given back (and, by default, before it is handed out); on SQLite each ping is a
-//! round trip to the connection's worker thread, so a one-statement read cost three thread
-//! hand-offs instead of one. A SQLite connection does not go stale while idle, and its worker
-//! runs commands in order (a read abandoned half-way is finished or reset before the next
-//! command runs), so here a connection goes back to the idle list as it is, and a read costs
-//! one hand-off. PostgreSQL keeps sqlx's pool: its connections can break while idle.
+//! SQLite's read-only connections, on rusqlite and run from the calling task itself. sqlx runs
+//! each SQLite connection on a thread of its own and hands every statement, and every row, to
+//! that thread and back: with the servers pinned to one core, that hand-off (a futex wake-up and
+//! two context switches per query) and the conversion of each row into sqlx's `AnyRow` were the
+//! largest costs of a GetBook beside tonic's own (BENCHMARKS.md). A key lookup or one keyset
+//! page takes SQLite a few microseconds, less than the hand-off, so [`Readers::run`] runs it on
+//! the task that asked; a statement that may scan many rows (a COUNT) goes to Tokio's blocking
+//! pool instead ([`Readers::run_blocking`]), so no worker thread is held for long. WAL lets
+//! these connections read beside the writer; writes stay on sqlx ([`crate::group_commit`]).
 
 use std::{
-    ops::{Deref, DerefMut},
-    str::FromStr,
-    sync::Mutex,
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
-use sqlx::{any::AnyConnectOptions, AnyConnection, ConnectOptions};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Prepared statements each connection keeps (the services' reads are a few dozen shapes).
+const STATEMENT_CACHE: usize = 64;
 
 /// A fixed set of open read-only connections.
 #[derive(Debug)]
 pub struct Readers {
-    idle: Mutex<Vec<AnyConnection>>,
+    idle: Mutex<Vec<Connection>>,
     /// One permit per idle connection.
-    available: Semaphore,
+    available: Arc<Semaphore>,
     size: usize,
     wait: Duration,
 }
 
-/// A checked-out reader; goes back to the idle list when dropped.
-#[derive(Debug)]
-pub struct Reader<'a> {
-    conn: Option<AnyConnection>,
-    readers: &'a Readers,
-    _permit: SemaphorePermit<'a>,
+/// A connection taken from the idle list, with the permit that stands for it.
+struct Checkout {
+    conn: Connection,
+    permit: OwnedSemaphorePermit,
 }
 
 impl Readers {
-    /// Opens `size` connections to the SQLite `url`; a checkout waits at most `wait`.
-    pub async fn open(url: &str, size: usize, wait: Duration) -> Result<Self, sqlx::Error> {
-        let options = AnyConnectOptions::from_str(url)?;
-        let mut idle = Vec::with_capacity(size);
-        for _ in 0..size {
-            idle.push(options.connect().await?);
-        }
+    /// Opens `size` read-only connections to the SQLite file at `path`; a read waits at most
+    /// `wait` for a free one, and a statement as long for a lock (`busy_timeout`).
+    pub fn open(path: &Path, size: usize, wait: Duration) -> Result<Self, sqlx::Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let idle = (0..size)
+            .map(|_| {
+                let conn = Connection::open_with_flags(path, flags)?;
+                conn.busy_timeout(wait)?;
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(conn)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sqlite_error)?;
         Ok(Readers {
             idle: Mutex::new(idle),
-            available: Semaphore::new(size),
+            available: Arc::new(Semaphore::new(size)),
             size,
             wait,
         })
     }
 
-    /// An idle connection, waiting for one if all are in use (UNAVAILABLE-worthy
-    /// `PoolTimedOut` after the wait; `PoolClosed` once closed).
-    pub async fn checkout(&self) -> Result<Reader<'_>, sqlx::Error> {
-        let permit = tokio::time::timeout(self.wait, self.available.acquire())
+    /// Runs `read` on an idle connection, on this task: for statements that touch few rows.
+    /// Waits for a connection if all are in use (`PoolTimedOut` after the wait, which callers
+    /// answer UNAVAILABLE; `PoolClosed` once closed).
+    pub async fn run<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let Checkout { conn, permit } = self.checkout().await?;
+        // Given back before the permit, also when `read` panics.
+        let back = GiveBack(Some(conn), self);
+        let result = read(back.0.as_ref().expect("held until dropped"));
+        drop(back);
+        drop(permit);
+        result
+    }
+
+    /// Runs `read` on an idle connection, on Tokio's blocking pool: for statements that may
+    /// scan many rows.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, sqlx::Error> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        let Checkout { conn, permit } = self.checkout().await?;
+        match tokio::task::spawn_blocking(move || {
+            let result = read(&conn);
+            (conn, result)
+        })
+        .await
+        {
+            Ok((conn, result)) => {
+                self.give_back(conn);
+                drop(permit);
+                result
+            }
+            Err(e) => {
+                // The connection went down with the task: so does its permit.
+                permit.forget();
+                Err(sqlx::Error::Protocol(format!(
+                    "SQLite read task failed: {e}"
+                )))
+            }
+        }
+    }
+
+    async fn checkout(&self) -> Result<Checkout, sqlx::Error> {
+        let permit = tokio::time::timeout(self.wait, self.available.clone().acquire_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let conn = self.lock().pop();
-        match conn {
-            Some(conn) => Ok(Reader {
-                conn: Some(conn),
-                readers: self,
-                _permit: permit,
-            }),
+        match self.lock().pop() {
+            Some(conn) => Ok(Checkout { conn, permit }),
             // Permits and connections go together; a permit without one would be a bug here.
             None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if !self.available.is_closed() {
+            self.lock().push(conn);
         }
     }
 
@@ -75,41 +126,40 @@ impl Readers {
         (open, self.available.available_permits())
     }
 
-    /// Refuses new checkouts and closes the idle connections (checked-out ones close when they
-    /// come back).
-    pub async fn close(&self) {
+    /// Refuses new reads and closes the idle connections (those in use close when they come
+    /// back).
+    pub fn close(&self) {
         self.available.close();
-        let idle: Vec<_> = self.lock().drain(..).collect();
-        for conn in idle {
-            let _ = sqlx::Connection::close(conn).await;
-        }
+        self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AnyConnection>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl Deref for Reader<'_> {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        self.conn.as_ref().expect("present until dropped")
-    }
-}
+/// Puts a connection back on the idle list when dropped.
+struct GiveBack<'a>(Option<Connection>, &'a Readers);
 
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.conn.as_mut().expect("present until dropped")
-    }
-}
-
-impl Drop for Reader<'_> {
+impl Drop for GiveBack<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if !self.readers.available.is_closed() {
-                self.readers.lock().push(conn);
-            }
+        if let Some(conn) = self.0.take() {
+            self.1.give_back(conn);
         }
+    }
+}
+
+/// A rusqlite error as the sqlx error the services already map: a lock held past the timeout
+/// is an I/O error (UNAVAILABLE, [`crate::storage::is_busy`]), anything else a protocol error
+/// (INTERNAL, its text in the log only).
+pub fn sqlite_error(err: rusqlite::Error) -> sqlx::Error {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match err.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("SQLite read: {err}"),
+        )),
+        _ => sqlx::Error::Protocol(format!("SQLite read: {err}")),
     }
 }
 
@@ -117,49 +167,77 @@ impl Drop for Reader<'_> {
 mod tests {
     use super::*;
 
-    async fn readers(dir: &std::path::Path, size: usize, wait: Duration) -> Readers {
-        sqlx::any::install_default_drivers();
+    fn readers(dir: &Path, size: usize, wait: Duration) -> Readers {
         let file = dir.join("r.db");
-        let created = format!("sqlite://{}?mode=rwc", file.display());
-        let mut conn = AnyConnectOptions::from_str(&created)
-            .expect("url")
-            .connect()
-            .await
-            .expect("create");
-        sqlx::query("CREATE TABLE t (n BIGINT)")
-            .execute(&mut conn)
-            .await
+        let conn = Connection::open(&file).expect("create");
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n BIGINT)")
             .expect("table");
-        let read_only = format!("sqlite://{}?mode=ro", file.display());
-        Readers::open(&read_only, size, wait)
-            .await
-            .expect("readers")
+        Readers::open(&file, size, wait).expect("readers")
+    }
+
+    fn count(conn: &Connection) -> Result<i64, sqlx::Error> {
+        conn.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .map_err(sqlite_error)
     }
 
     #[tokio::test]
-    async fn a_checkout_waits_for_a_returned_reader_then_times_out_and_fails_once_closed() {
+    async fn a_read_waits_for_a_returned_connection_then_times_out_and_fails_once_closed() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let readers = readers(dir.path(), 2, Duration::from_millis(100)).await;
-        let mut first = readers.checkout().await.expect("first");
-        let second = readers.checkout().await.expect("second");
-        assert_eq!(readers.usage(), (2, 0));
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut *first)
-            .await
-            .expect("a reader reads");
-        assert_eq!(n, 0);
+        let readers = Arc::new(readers(dir.path(), 1, Duration::from_millis(100)));
+        assert_eq!(readers.run(count).await.expect("a reader reads"), 0);
+        assert_eq!(readers.usage(), (1, 1));
+
+        // The only connection is busy on the blocking pool until told to finish.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let readers = readers.clone();
+            async move {
+                readers
+                    .run_blocking(move |conn| {
+                        let _ = hold.recv();
+                        count(conn)
+                    })
+                    .await
+            }
+        });
+        while readers.usage().1 != 0 {
+            tokio::task::yield_now().await;
+        }
         assert!(matches!(
-            readers.checkout().await,
+            readers.run(count).await,
             Err(sqlx::Error::PoolTimedOut)
         ));
-        drop(second);
-        let third = readers.checkout().await.expect("the returned reader");
-        drop((first, third));
-        assert_eq!(readers.usage(), (2, 2));
-        readers.close().await;
+        let waiting = tokio::spawn({
+            let readers = readers.clone();
+            async move { readers.run(count).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        release.send(()).expect("release");
+        assert_eq!(busy.await.expect("joined").expect("blocking read"), 0);
+        assert_eq!(waiting.await.expect("joined").expect("waited read"), 0);
+        assert_eq!(readers.usage(), (1, 1));
+
+        readers.close();
         assert!(matches!(
-            readers.checkout().await,
+            readers.run(count).await,
             Err(sqlx::Error::PoolClosed)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_read_only_connection_refuses_to_write_and_the_error_is_not_busy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let readers = readers(dir.path(), 1, Duration::from_millis(100));
+        let err = readers
+            .run(|conn| {
+                conn.execute("INSERT INTO t (n) VALUES (1)", [])
+                    .map_err(sqlite_error)
+            })
+            .await
+            .expect_err("read-only");
+        assert!(matches!(err, sqlx::Error::Protocol(_)), "{err:?}");
+        assert!(!crate::storage::is_busy(&err));
+        // The connection came back after the failed statement.
+        assert_eq!(readers.usage(), (1, 1));
     }
 }

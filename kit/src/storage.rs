@@ -2,7 +2,9 @@
 //! (the default) or a shared PostgreSQL database that any number of replicas use at once. Both
 //! are reached through sqlx's `Any` driver, so each service's `db.rs` is one code path: its SQL
 //! uses `$N` placeholders, BIGINT integers and 0/1 flags, which both dialects read the same way;
-//! the few places where the dialects differ ask [`Database::backend`].
+//! the few places where the dialects differ ask [`Database::backend`]. Reads outside a writing
+//! transaction ([`Database::fetch_all`]) are written once too ([`crate::read`]) but run on
+//! SQLite through rusqlite ([`crate::readers`]), without sqlx's thread per connection.
 //!
 //! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
 //! serialises this process's writes, and every writing transaction starts with `BEGIN
@@ -21,7 +23,7 @@
 //! Migrations (one folder per backend) run at start under a lock, so replicas starting together
 //! on a fresh database migrate it once.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use bookstore_contract::error;
 use sqlx::{
@@ -34,7 +36,8 @@ use tonic::Status;
 
 use crate::{
     group_commit::{GroupCommit, Work},
-    readers::{Reader, Readers},
+    read::{self, Arg, Cost, FromColumns},
+    readers::Readers,
 };
 
 /// How long a statement waits for another connection's lock (SQLite), and how long a call
@@ -99,38 +102,10 @@ pub struct Database {
 /// Where reads run.
 #[derive(Debug, Clone)]
 enum Reading {
-    /// SQLite: read-only connections of our own ([`crate::readers`]).
-    Sqlite(std::sync::Arc<Readers>),
+    /// SQLite: read-only connections of our own, on rusqlite ([`crate::readers`]).
+    Sqlite(Arc<Readers>),
     /// PostgreSQL: the one pool.
     Postgres(AnyPool),
-}
-
-/// A connection to read with (dereferences to [`sqlx::AnyConnection`], an executor).
-#[derive(Debug)]
-pub enum ReadConnection<'a> {
-    /// A SQLite reader.
-    Sqlite(Reader<'a>),
-    /// A connection of the PostgreSQL pool.
-    Postgres(sqlx::pool::PoolConnection<Any>),
-}
-
-impl std::ops::Deref for ReadConnection<'_> {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &sqlx::AnyConnection {
-        match self {
-            ReadConnection::Sqlite(reader) => reader,
-            ReadConnection::Postgres(conn) => conn,
-        }
-    }
-}
-
-impl std::ops::DerefMut for ReadConnection<'_> {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        match self {
-            ReadConnection::Sqlite(reader) => reader,
-            ReadConnection::Postgres(conn) => conn,
-        }
-    }
 }
 
 impl Database {
@@ -178,13 +153,12 @@ impl Database {
         writer.execute("PRAGMA journal_mode = WAL").await?;
         migrator.run(&writer).await?;
         drop(migrating);
-        let read_only = options.read_only(true).to_url_lossy();
-        let readers = Readers::open(read_only.as_str(), READERS, BUSY_TIMEOUT).await?;
+        let readers = Readers::open(&path, READERS, BUSY_TIMEOUT)?;
         Ok(Database {
             backend: Backend::Sqlite,
             group: Some(GroupCommit::start(writer.clone())),
             writer,
-            reading: Reading::Sqlite(std::sync::Arc::new(readers)),
+            reading: Reading::Sqlite(Arc::new(readers)),
         })
     }
 
@@ -221,12 +195,49 @@ impl Database {
         self.backend
     }
 
-    /// A connection for statements that change nothing (SQLite: beside the writer, thanks to
-    /// WAL). Waits up to the busy timeout for one.
-    pub async fn read(&self) -> Result<ReadConnection<'_>, sqlx::Error> {
-        match &self.reading {
-            Reading::Sqlite(readers) => Ok(ReadConnection::Sqlite(readers.checkout().await?)),
-            Reading::Postgres(pool) => Ok(ReadConnection::Postgres(pool.acquire().await?)),
+    /// Every row `sql` returns with `args`, each made by `T` ([`crate::read`]). On SQLite
+    /// the statement runs on a reader beside the writer (WAL), on this task or, for a
+    /// [`Cost::Scan`], on the blocking pool; on PostgreSQL on the pool. Waits up to the busy
+    /// timeout for a connection.
+    pub async fn fetch_all<T: FromColumns + Send + 'static>(
+        &self,
+        cost: Cost,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.rows(cost, sql, args, None).await
+    }
+
+    /// The first row `sql` returns with `args`, if any ([`Database::fetch_all`]).
+    pub async fn fetch_optional<T: FromColumns + Send + 'static>(
+        &self,
+        cost: Cost,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        Ok(self.rows(cost, sql, args, Some(1)).await?.pop())
+    }
+
+    async fn rows<T: FromColumns + Send + 'static>(
+        &self,
+        cost: Cost,
+        sql: &str,
+        args: Vec<Arg>,
+        limit: Option<usize>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match (&self.reading, cost) {
+            (Reading::Sqlite(readers), Cost::Lookup) => {
+                readers
+                    .run(|conn| read::sqlite_rows(conn, sql, &args, limit))
+                    .await
+            }
+            (Reading::Sqlite(readers), Cost::Scan) => {
+                let sql = sql.to_owned();
+                readers
+                    .run_blocking(move |conn| read::sqlite_rows(conn, &sql, &args, limit))
+                    .await
+            }
+            (Reading::Postgres(pool), _) => read::postgres_rows(pool, sql, &args, limit).await,
         }
     }
 
@@ -321,7 +332,7 @@ impl Database {
     pub async fn close(&self) {
         self.writer.close().await;
         if let Reading::Sqlite(readers) = &self.reading {
-            readers.close().await;
+            readers.close();
         }
     }
 }
