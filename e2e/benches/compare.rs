@@ -578,31 +578,34 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
         auth.peak_rss_mib()
     );
 
-    // The per-call log line's cost: a second book-service on the same database with
-    // `RUST_LOG=warn` (no line per call), measured in turns with the first so that both see
-    // the same drift of the machine.
-    let quiet_addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
-    let quiet_listen = quiet_addr.to_string();
-    let _quiet = spawn(
-        "book-service",
-        &[
+    // The per-call log line's cost: two more book-services on the same database, started
+    // together and alike but for `RUST_LOG` (unset: `info`, one line per call; `warn`: none),
+    // measured in turns so that both see the same drift of the machine. (Not the first
+    // book-service against a new one: its history of writes and logins made it measure
+    // slower by itself, which was counted as the line's cost.)
+    let twin = |level: Option<&'static str>| {
+        let addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
+        let listen = addr.to_string();
+        let args = [
             "--listen",
-            &quiet_listen,
+            &listen,
             "--database-url",
             book_db,
             "--auth-url",
             &auth_url,
-        ],
-        Some("warn"),
-    );
+        ];
+        (addr, spawn("book-service", &args, level))
+    };
+    let ((loud_addr, _loud), (quiet_addr, _quiet)) = (twin(None), twin(Some("warn")));
+    let loud_channels = channels(loud_addr, options.connections).await;
     let quiet_channels = channels(quiet_addr, options.connections).await;
     let (mut get_info, mut get_warn) = (Figure::empty(), Figure::empty());
     let (mut health_info, mut health_warn) = (Figure::empty(), Figure::empty());
     let per_turn = options.calls(100_000) / TURNS;
     for _ in 0..TURNS {
-        get_info = get_info.add(get(book_channels.clone(), per_turn).await);
+        get_info = get_info.add(get(loud_channels.clone(), per_turn).await);
         get_warn = get_warn.add(get(quiet_channels.clone(), per_turn).await);
-        health_info = health_info.add(health_checks(&book_channels, per_turn, c).await);
+        health_info = health_info.add(health_checks(&loud_channels, per_turn, c).await);
         health_warn = health_warn.add(health_checks(&quiet_channels, per_turn, c).await);
     }
     for (label, info, warn) in [
