@@ -9,11 +9,12 @@
 //! `book-service` binaries as separate processes on SQLite (and again on PostgreSQL when
 //! `BOOKSTORE_TEST_POSTGRES` names a server), drives each with the same tonic client (an
 //! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
-//! to the echo, deep page to first page, CreateBook at 64 in flight to 1, Login to the raw
-//! argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each service's
-//! peak RSS (auth-service's after 64 logins at once), and what the per-call log line costs
-//! (GetBook and Health/Check against a second book-service at `RUST_LOG=warn`, in turns). The
-//! services run as users run them (`RUST_LOG` unset: `info`).
+//! to the echo (taken in turns with the figure, the echo server kept running: this VM's speed
+//! drifts within seconds), deep page to first page, CreateBook at 64 in flight to 1, Login to
+//! the raw argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each
+//! service's peak RSS (auth-service's after 64 logins at once), and what the per-call log line
+//! costs (GetBook and Health/Check on two more book-services alike but for `RUST_LOG=warn`, in
+//! turns). The //! services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--in-flight N` (calls
@@ -171,6 +172,29 @@ fn report(label: &str, figure: &Figure, ratio: Option<(&str, f64)>) {
 /// speed moves by several percent within seconds).
 const TURNS: usize = 4;
 
+/// The echo beside a figure: its channels, and how many calls it keeps in flight.
+struct Echo<'a> {
+    channels: &'a [Channel],
+    in_flight: usize,
+}
+
+impl Echo<'_> {
+    /// `figure` (`total` calls, a `turn(calls)` at a time) in [`TURNS`] turns alternating with
+    /// as many echo calls, so that both sides of the ratio see the same drift of the machine:
+    /// (the figure, the echo's rate beside it).
+    async fn beside<Fut>(&self, total: usize, turn: impl Fn(usize) -> Fut) -> (Figure, Figure)
+    where
+        Fut: Future<Output = Figure>,
+    {
+        let (mut figure, mut echo) = (Figure::empty(), Figure::empty());
+        for _ in 0..TURNS {
+            echo = echo.add(health_checks(self.channels, total / TURNS, self.in_flight).await);
+            figure = figure.add(turn(total / TURNS).await);
+        }
+        (figure, echo)
+    }
+}
+
 /// `total` calls of `op`, `in_flight` at a time over `channels` (round-robin).
 async fn drive<F, Fut>(channels: &[Channel], total: usize, in_flight: usize, op: F) -> Figure
 where
@@ -318,7 +342,7 @@ fn raw_argon2(hashes: usize) -> Figure {
 }
 
 /// Starts both services on `auth_db` and `book_db`, measures them, stops them.
-async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, options: &Options) {
+async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, options: &Options) {
     println!("\n-- the services on {backend}");
     let (auth_port, book_port) = (any_port_number(), any_port_number());
     let auth_addr = SocketAddr::from(([127, 0, 0, 1], auth_port));
@@ -384,8 +408,12 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
     let token = Arc::new(token.access_token);
 
     let c = options.in_flight;
-    let health = health_checks(&book_channels, options.calls(100_000), c).await;
-    let ratio = health.per_second() / echo.per_second();
+    let (health, beside) = echo
+        .beside(options.calls(100_000), |calls| {
+            health_checks(&book_channels, calls, c)
+        })
+        .await;
+    let ratio = health.per_second() / beside.per_second();
     report(
         &format!("Health/Check on book-service (c={c})"),
         &health,
@@ -473,17 +501,15 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             break;
         }
     }
-    let first = drive(
-        &book_channels,
-        options.calls(5_000),
-        16,
-        list(String::new()),
-    )
-    .await;
+    let (first, beside) = echo
+        .beside(options.calls(5_000), |calls| {
+            drive(&book_channels, calls, 16, list(String::new()))
+        })
+        .await;
     report(
         "ListBooks(50), first page (c=16)",
         &first,
-        Some(("x echo", first.per_second() / echo.per_second())),
+        Some(("x echo", first.per_second() / beside.per_second())),
     );
     if !deep.is_empty() {
         let far = drive(&book_channels, options.calls(5_000), 16, list(deep)).await;
@@ -510,8 +536,12 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Figure, op
             .await
         }
     };
-    let unloaded = get(book_channels.clone(), options.calls(100_000)).await;
-    let ratio = unloaded.per_second() / echo.per_second();
+    let (unloaded, beside) = echo
+        .beside(options.calls(100_000), |calls| {
+            get(book_channels.clone(), calls)
+        })
+        .await;
+    let ratio = unloaded.per_second() / beside.per_second();
     report(
         &format!("GetBook, reused token (c={c})"),
         &unloaded,
@@ -688,7 +718,11 @@ async fn run(options: Options) {
         None,
     );
     println!("peak RSS: echo {:.1} MiB", echo_process.peak_rss_mib());
-    drop(echo_process);
+    // Kept running: each ratio to the echo is taken in turns with it ([`Echo::beside`]).
+    let echo = Echo {
+        channels: &echo_channels,
+        in_flight: options.in_flight,
+    };
 
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = |file| bookstore_kit::storage::sqlite_url(dir.path(), file);
