@@ -14,7 +14,7 @@
 //! the raw argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each
 //! service's peak RSS (auth-service's after 64 logins at once), and what the per-call log line
 //! costs (GetBook and Health/Check on two more book-services alike but for `RUST_LOG=warn`, in
-//! turns). The //! services run as users run them (`RUST_LOG` unset: `info`).
+//! turns). The services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--in-flight N` (calls
