@@ -172,23 +172,26 @@ fn report(label: &str, figure: &Figure, ratio: Option<(&str, f64)>) {
 /// speed moves by several percent within seconds).
 const TURNS: usize = 8;
 
-/// The echo beside a figure: its channels, and how many calls it keeps in flight.
+/// The echo beside a figure: its channels, how many calls it keeps in flight, and how many it
+/// makes in all beside one figure (the same for every figure, so that a figure of few calls
+/// does not get an echo of slices too short to reach its rate).
 struct Echo<'a> {
     channels: &'a [Channel],
     in_flight: usize,
+    calls: usize,
 }
 
 impl Echo<'_> {
     /// `figure` (`total` calls, a `turn(calls)` at a time) in [`TURNS`] turns alternating with
-    /// as many echo calls, so that both sides of the ratio see the same drift of the machine:
-    /// (the figure, the echo's rate beside it).
+    /// the echo's, so that both sides of the ratio see the same drift of the machine: (the
+    /// figure, the echo's rate beside it).
     async fn beside<Fut>(&self, total: usize, turn: impl Fn(usize) -> Fut) -> (Figure, Figure)
     where
         Fut: Future<Output = Figure>,
     {
         let (mut figure, mut echo) = (Figure::empty(), Figure::empty());
         for _ in 0..TURNS {
-            echo = echo.add(health_checks(self.channels, total / TURNS, self.in_flight).await);
+            echo = echo.add(health_checks(self.channels, self.calls / TURNS, self.in_flight).await);
             figure = figure.add(turn(total / TURNS).await);
         }
         (figure, echo)
@@ -728,6 +731,7 @@ async fn run(options: Options) {
     let echo = Echo {
         channels: &echo_channels,
         in_flight: options.in_flight,
+        calls: options.calls(100_000),
     };
 
     let dir = tempfile::tempdir().expect("temp dir");
