@@ -24,12 +24,6 @@ impl From<&str> for Arg {
     }
 }
 
-impl From<String> for Arg {
-    fn from(value: String) -> Self {
-        Arg::Text(value)
-    }
-}
-
 impl From<i64> for Arg {
     fn from(value: i64) -> Self {
         Arg::Int(value)
