@@ -282,6 +282,27 @@ impl ChildService {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Waits up to 10 s for the log lines so far to satisfy `wanted`, and returns them (also
+    /// when time runs out, for the test's assertion message). A service writes its log through
+    /// a non-blocking writer, so a call's line may arrive after its response; on a loaded
+    /// machine a fixed sleep is not enough.
+    pub async fn wait_for_log(&self, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if wanted(&lines) || tokio::time::Instant::now() >= deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// [`ChildService::wait_for_log`] for one line containing `text`.
+    pub async fn wait_for_log_containing(&self, text: &str) -> Vec<String> {
+        self.wait_for_log(|lines| lines.iter().any(|line| line.contains(text)))
+            .await
+    }
+
     /// `http://host:port`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

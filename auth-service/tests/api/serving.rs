@@ -190,9 +190,12 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
         users.get_current_user(GetCurrentUserRequest {}).await,
         Code::Unauthenticated,
     );
-    // The log is written as calls finish; give the last line a moment to arrive.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let lines = process.log_lines();
+    let handled = |line: &String| {
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|e| e["message"] == "handled")
+    };
+    let lines = process
+        .wait_for_log(|lines| lines.iter().filter(|l| handled(l)).count() >= 4)
+        .await;
 
     let calls: Vec<serde_json::Value> = lines
         .iter()
@@ -260,8 +263,7 @@ async fn security_events_are_logged_with_who_and_where_but_no_secret() {
         auth.login(login(crate::helpers::PASSWORD)).await,
         Code::ResourceExhausted,
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let lines = process.log_lines();
+    let lines = process.wait_for_log_containing("login_throttled").await;
     let events: Vec<serde_json::Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -311,9 +313,9 @@ async fn security_events_are_logged_with_who_and_where_but_no_secret() {
         auth.refresh_token(refresh(&first)).await,
         Code::Unauthenticated,
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let reuse: Vec<serde_json::Value> = process
-        .log_lines()
+        .wait_for_log_containing("refresh_reuse")
+        .await
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["event"] == "refresh_reuse")

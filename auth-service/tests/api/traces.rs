@@ -81,16 +81,19 @@ async fn each_call_is_a_server_span_continuing_the_callers_trace() {
         span.attributes
     );
 
-    let logged = process.log_lines().iter().any(|line| {
+    let is_the_line = |line: &String| {
         serde_json::from_str::<serde_json::Value>(line).is_ok_and(|e| {
             e["message"] == "handled"
                 && e["method"] == "/bookstore.auth.v1.AuthService/Register"
                 && e["span"]["trace_id"] == trace_id
         })
-    });
+    };
+    let lines = process
+        .wait_for_log(|lines| lines.iter().any(is_the_line))
+        .await;
     assert!(
-        logged,
+        lines.iter().any(is_the_line),
         "the call's log line carries the trace id:\n{}",
-        process.log_lines().join("\n")
+        lines.join("\n")
     );
 }

@@ -46,10 +46,12 @@ async fn a_book_service_started_before_its_postgres_is_not_serving_until_it_answ
         ],
     );
     let addr = book.addr.parse().expect("addr");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(health(addr).await, Some(ServingStatus::NotServing));
-    let waiting = book.log_lines().join("\n");
+    let waiting = book
+        .wait_for_log_containing("database unreachable")
+        .await
+        .join("\n");
     assert!(waiting.contains("database unreachable"), "{waiting}");
+    assert_eq!(health(addr).await, Some(ServingStatus::NotServing));
 
     cluster.start();
     // The backoff tops out at 5 s; then the real server binds the same address.
