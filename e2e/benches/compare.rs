@@ -172,6 +172,27 @@ fn report(label: &str, figure: &Figure, ratio: Option<(&str, f64)>) {
 /// speed moves by several percent within seconds).
 const TURNS: usize = 8;
 
+/// Two figures measured in [`TURNS`] alternating turns: `a(calls)` for a share of `a_total`
+/// calls, then `b(calls)` for a share of `b_total`, and again, so that both sides of a ratio see
+/// the same drift of the machine.
+async fn in_turns<A, B>(
+    a_total: usize,
+    a: impl Fn(usize) -> A,
+    b_total: usize,
+    b: impl Fn(usize) -> B,
+) -> (Figure, Figure)
+where
+    A: Future<Output = Figure>,
+    B: Future<Output = Figure>,
+{
+    let (mut a_figure, mut b_figure) = (Figure::empty(), Figure::empty());
+    for _ in 0..TURNS {
+        a_figure = a_figure.add(a(a_total / TURNS).await);
+        b_figure = b_figure.add(b(b_total / TURNS).await);
+    }
+    (a_figure, b_figure)
+}
+
 /// The echo beside a figure: its channels, how many calls it keeps in flight, and how many it
 /// makes in all beside one figure (the same for every figure, so that a figure of few calls
 /// does not get an echo of slices too short to reach its rate).
@@ -182,18 +203,14 @@ struct Echo<'a> {
 }
 
 impl Echo<'_> {
-    /// `figure` (`total` calls, a `turn(calls)` at a time) in [`TURNS`] turns alternating with
-    /// the echo's, so that both sides of the ratio see the same drift of the machine: (the
+    /// `figure` (`total` calls, a `turn(calls)` at a time) [`in_turns`] with the echo's: (the
     /// figure, the echo's rate beside it).
     async fn beside<Fut>(&self, total: usize, turn: impl Fn(usize) -> Fut) -> (Figure, Figure)
     where
         Fut: Future<Output = Figure>,
     {
-        let (mut figure, mut echo) = (Figure::empty(), Figure::empty());
-        for _ in 0..TURNS {
-            echo = echo.add(health_checks(self.channels, self.calls / TURNS, self.in_flight).await);
-            figure = figure.add(turn(total / TURNS).await);
-        }
+        let echo = |calls| health_checks(self.channels, calls, self.in_flight);
+        let (echo, figure) = in_turns(self.calls, echo, total, turn).await;
         (figure, echo)
     }
 }
@@ -450,11 +467,13 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
         }
     };
     // c=1 follows the disk's fsync latency, which drifts: it and c=64 are taken in turns.
-    let (mut one, mut sixty_four) = (Figure::empty(), Figure::empty());
-    for _ in 0..TURNS {
-        one = one.add(create(1, options.calls(500) / TURNS).await);
-        sixty_four = sixty_four.add(create(64, options.calls(5_000) / TURNS).await);
-    }
+    let (one, sixty_four) = in_turns(
+        options.calls(500),
+        |calls| create(1, calls),
+        options.calls(5_000),
+        |calls| create(64, calls),
+    )
+    .await;
     report("CreateBook, durable (c=1)", &one, None);
     let eight = create(8, options.calls(2_000)).await;
     report("CreateBook, durable (c=8)", &eight, None);
@@ -516,12 +535,14 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
     );
     if !deep.is_empty() {
         // Page 99 against page 1, in turns too.
-        let (mut near, mut far) = (Figure::empty(), Figure::empty());
-        let per_turn = options.calls(5_000) / TURNS;
-        for _ in 0..TURNS {
-            near = near.add(drive(&book_channels, per_turn, 16, list(String::new())).await);
-            far = far.add(drive(&book_channels, per_turn, 16, list(deep.clone())).await);
-        }
+        let calls = options.calls(5_000);
+        let (near, far) = in_turns(
+            calls,
+            |calls| drive(&book_channels, calls, 16, list(String::new())),
+            calls,
+            |calls| drive(&book_channels, calls, 16, list(deep.clone())),
+        )
+        .await;
         let ratio = far.per_second() / near.per_second();
         report(
             "ListBooks(50), page 99 (c=16)",
@@ -571,11 +592,13 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
         )
     };
     // Against the raw rate in turns, over as many hashes.
-    let (mut logins, mut raw) = (Figure::empty(), Figure::empty());
-    for _ in 0..TURNS {
-        raw = raw.add(raw_argon2(options.calls(256) / TURNS));
-        logins = logins.add(logins_at(8, options.calls(256) / TURNS).await);
-    }
+    let (raw, logins) = in_turns(
+        options.calls(256),
+        |calls| async move { raw_argon2(calls) },
+        options.calls(256),
+        |calls| logins_at(8, calls),
+    )
+    .await;
     let ratio = logins.per_second() / raw.per_second();
     report("Login (c=8)", &logins, Some(("x raw argon2id", ratio)));
     // 64 at once: what auth-service's memory is held to (the peak RSS below includes it).
@@ -638,15 +661,21 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
     let ((loud_addr, _loud), (quiet_addr, _quiet)) = (twin(None), twin(Some("warn")));
     let loud_channels = channels(loud_addr, options.connections).await;
     let quiet_channels = channels(quiet_addr, options.connections).await;
-    let (mut get_info, mut get_warn) = (Figure::empty(), Figure::empty());
-    let (mut health_info, mut health_warn) = (Figure::empty(), Figure::empty());
-    let per_turn = options.calls(100_000) / TURNS;
-    for _ in 0..TURNS {
-        get_info = get_info.add(get(loud_channels.clone(), per_turn).await);
-        get_warn = get_warn.add(get(quiet_channels.clone(), per_turn).await);
-        health_info = health_info.add(health_checks(&loud_channels, per_turn, c).await);
-        health_warn = health_warn.add(health_checks(&quiet_channels, per_turn, c).await);
-    }
+    let calls = options.calls(100_000);
+    let (get_info, get_warn) = in_turns(
+        calls,
+        |calls| get(loud_channels.clone(), calls),
+        calls,
+        |calls| get(quiet_channels.clone(), calls),
+    )
+    .await;
+    let (health_info, health_warn) = in_turns(
+        calls,
+        |calls| health_checks(&loud_channels, calls, c),
+        calls,
+        |calls| health_checks(&quiet_channels, calls, c),
+    )
+    .await;
     for (label, info, warn) in [
         ("GetBook", &get_info, &get_warn),
         ("Health/Check", &health_info, &health_warn),
