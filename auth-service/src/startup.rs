@@ -13,7 +13,7 @@ use bookstore_contract::{
 };
 use bookstore_kit::{
     auth::Authenticator, health::Health, metrics::Metrics, paging::PageTokens,
-    revocation::Revocations, stop_signal, App, Service,
+    revocation::Revocations, stop_signal, App, Listeners, Service,
 };
 use tokio::sync::Notify;
 use tonic::{
@@ -81,8 +81,10 @@ fn seconds(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Builds auth-service and binds its listener; run it with [`App::run_until_stopped`].
+/// Binds auth-service's listeners, then builds it; run it with [`App::run_until_stopped`].
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    // First, before any connection of ours takes an ephemeral port ([`Listeners`]).
+    let listeners = Listeners::bind(&config.serve).await?;
     let metrics = Metrics::new();
     let accounts = accounts(&config, &metrics).await?;
     let (stop, stopping) = stop_signal();
@@ -129,7 +131,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         metrics,
         http: jwks,
     };
-    App::bind(&config.serve, service).await
+    Ok(App::new(listeners, service))
 }
 
 /// How long HTTP clients may cache the key set: a rotated key is published this long before

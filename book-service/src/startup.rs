@@ -13,7 +13,7 @@ use bookstore_kit::{
     metrics::Metrics,
     paging::PageTokens,
     revocation::{self, Revocations},
-    stop_signal, App, Service,
+    stop_signal, App, Listeners, Service,
 };
 use tokio::sync::{oneshot, Notify};
 use tonic::{
@@ -32,12 +32,14 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// gRPC services of book-service, for per-service health.
 pub const SERVICE_NAMES: &[&str] = &[<BookServiceServer<Handlers> as NamedService>::NAME];
 
-/// Builds book-service and binds its listener; run it with [`App::run_until_stopped`].
+/// Binds book-service's listeners, then builds it; run it with [`App::run_until_stopped`].
 /// Health stays NOT_SERVING until auth-service's public keys have been fetched and the
 /// revocations still relevant have arrived; after that it stays SERVING, also while
 /// auth-service is unreachable (book-service then verifies with what it knows: a token revoked
 /// meanwhile is accepted at most until its `exp`).
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    // First, before any connection of ours takes an ephemeral port ([`Listeners`]).
+    let listeners = Listeners::bind(&config.serve).await?;
     let db = Db::connect(&config.serve.database_url).await?;
     let page_tokens = PageTokens::new(db.database().secret("list_books_page_token").await?);
     let database = db.database().clone();
@@ -109,5 +111,5 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         metrics,
         http: axum::Router::new(),
     };
-    App::bind(&config.serve, service).await
+    Ok(App::new(listeners, service))
 }

@@ -1,7 +1,7 @@
-//! The application builder both services run through, as in zero2prod: a service builds its
-//! state and hands a [`Service`] to [`App::bind`]; `main`, `bookstore up` and tests then call
-//! [`App::local_addr`] and [`App::run_until_stopped`]. Tests bind port 0 and learn the port
-//! before the first call, with no sleeps.
+//! The application builder both services run through, as in zero2prod: a service binds its
+//! [`Listeners`] first, builds its state, and hands a [`Service`] to [`App::new`]; `main`,
+//! `bookstore up` and tests then call [`App::local_addr`] and [`App::run_until_stopped`]. Tests
+//! bind port 0 and learn the port before the first call, with no sleeps.
 //!
 //! The builder owns the listeners and the lifecycle: the gRPC listener (TLS when configured,
 //! [`crate::tls`]) serving with the limits of [`crate::server`], health and reflection beside
@@ -65,21 +65,31 @@ pub struct Service {
     pub http: axum::Router,
 }
 
-/// A service bound to its listener, ready to run.
+/// A service bound to its listeners, ready to run.
 pub struct App {
-    listener: TcpListener,
+    listeners: Listeners,
     service: Service,
+}
+
+/// A service's listeners, bound before anything else of it starts: the gRPC listener (with its
+/// TLS side) and the HTTP side door. A service binds them first in its `build`, before it
+/// opens any connection of its own (database, auth-service): an outgoing connection takes an
+/// ephemeral local port, and the default ports (50051, 50052) lie in Linux's ephemeral range,
+/// so a connection opened first could hold the very port the service is about to listen on
+/// (`bookstore up` failed once so, its book-service's key fetch on 127.0.0.1:50052).
+pub struct Listeners {
+    listener: TcpListener,
     /// The TLS side of the listener, when it serves TLS.
     tls: Option<Acceptor>,
     /// The HTTP side door's listener, when `--http-listen` is set.
     http: Option<TcpListener>,
 }
 
-impl App {
-    /// Binds `config.listen` for `service` (port 0 picks a free port), with TLS when
+impl Listeners {
+    /// Binds `config.listen` (port 0 picks a free port) and `config.http_listen`, with TLS when
     /// `config` names a certificate: the files are read now, so a missing or mismatched file
     /// fails here with its name.
-    pub async fn bind(config: &ServeConfig, service: Service) -> anyhow::Result<App> {
+    pub async fn bind(config: &ServeConfig) -> anyhow::Result<Listeners> {
         let tls = config.tls().map(Acceptor::new).transpose().context("TLS")?;
         let listen = config.listen;
         let listener = TcpListener::bind(listen)
@@ -93,22 +103,37 @@ impl App {
             ),
             None => None,
         };
-        Ok(App {
+        Ok(Listeners {
             listener,
-            service,
             tls,
             http,
         })
     }
+}
+
+impl App {
+    /// `service` on `listeners`, ready to run.
+    pub fn new(listeners: Listeners, service: Service) -> App {
+        App { listeners, service }
+    }
+
+    /// [`Listeners::bind`], then [`App::new`]: for a service that opens no connection before.
+    pub async fn bind(config: &ServeConfig, service: Service) -> anyhow::Result<App> {
+        Ok(App::new(Listeners::bind(config).await?, service))
+    }
 
     /// The address of the HTTP side door, when there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(|l| l.local_addr().ok())
+        self.listeners
+            .http
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The address the gRPC listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+        self.listeners
+            .listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
     }
@@ -121,10 +146,13 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let App {
-            listener,
+            listeners:
+                Listeners {
+                    listener,
+                    tls,
+                    http,
+                },
             service,
-            tls,
-            http,
         } = self;
         let Service {
             name,

@@ -1,7 +1,8 @@
 //! What both Bookstore services run on, so each service crate holds only its own logic.
 //!
 //! Layout:
-//! - [`app`]: the application builder: `App::bind(listen, Service)`, `local_addr()`,
+//! - [`app`]: the application builder: `Listeners::bind(config)` first, then
+//!   `App::new(listeners, Service)`, `local_addr()`,
 //!   `run_until_stopped(shutdown)`; one lifecycle for `main`, `bookstore up` and tests.
 //! - [`server`]: the tonic server's limits, reflection, the per-call log line, the shutdown
 //!   signal and the `healthcheck` client.
@@ -45,7 +46,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod waiting;
 
-pub use app::{stop_signal, App, Service, Stopping};
+pub use app::{stop_signal, App, Listeners, Service, Stopping};
 
 /// Lower-case hex of `bytes` (digests stored or compared as text).
 pub fn hex(bytes: &[u8]) -> String {
