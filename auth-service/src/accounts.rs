@@ -14,7 +14,7 @@ use bookstore_kit::{
 
 use crate::{
     client::ClientAddr,
-    db::{Db, Revoking, Rotation, UserRow},
+    db::{Db, Ending, Revoking, Rotation, SessionStart, UserRow},
     error::{Error, Result},
     keys::KeyRing,
     password::{self, Hasher},
@@ -152,6 +152,7 @@ impl Accounts {
             create_time: self.clock.unix_seconds(),
             disabled: false,
             tokens_not_before: 0,
+            session_epoch: 0,
         };
         // Two racing registrations of one name both pass the check above; the UNIQUE
         // constraint lets exactly one insert.
@@ -244,15 +245,31 @@ impl Accounts {
         let (refresh_token, hash) = tokens::new_refresh_token();
         let expire_time = now + self.refresh_ttl;
         let family = uuid::Uuid::new_v4().to_string();
-        self.db
-            .insert_refresh_token(&hash, &family, &user.id, expire_time)
-            .await?;
+        // The session starts only if nothing ended the user's sessions since `user` was read:
+        // the password just checked may have been changed meanwhile. The access token's `iat`
+        // is `now`, taken before that read, so a ChangePassword or disable that locks the row
+        // after this insert revokes it too.
+        match self
+            .db
+            .start_session(&hash, &family, &user, expire_time)
+            .await?
+        {
+            SessionStart::Started => {}
+            SessionStart::Disabled => return Err(Error::AccountDisabled),
+            SessionStart::Superseded => {
+                tracing::warn!(event = "login_superseded", username, %client, "the password was changed or the account disabled during this login");
+                return Err(Error::BadCredentials);
+            }
+        }
         let pair = self.pair(&user, &family, refresh_token, expire_time, now);
         Ok((user, pair))
     }
 
     /// Spends `refresh_token` and issues its successor with a fresh access token. A spent
     /// token revokes its family.
+    /// Spends `refresh_token` and issues its successor with a fresh access token. A spent
+    /// token revokes its family. A token that does not exist counts as a failure against the
+    /// client address (the Login throttle's address layer), which refuses more once locked.
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -260,6 +277,7 @@ impl Accounts {
     ) -> Result<(UserRow, TokenPair)> {
         let revoking = self.revoking();
         let now = revoking.now;
+        throttle::check_address(&self.db, client, now).await?;
         let (next, next_hash) = tokens::new_refresh_token();
         let old_hash = tokens::hash_refresh_token(refresh_token);
         match self
@@ -268,16 +286,12 @@ impl Accounts {
             .await?
         {
             Rotation::Rotated {
-                user_id,
+                user,
                 family_id,
                 expire_time,
             } => {
-                let user = self
-                    .db
-                    .user_by_id(&user_id)
-                    .await?
-                    .filter(|u| !u.disabled)
-                    .ok_or(Error::BadRefreshToken)?;
+                // `now` was taken before the rotation locked the user: a revocation that
+                // locks it after us covers this access token's `iat`.
                 let pair = self.pair(&user, &family_id, next, expire_time, now);
                 Ok((user, pair))
             }
@@ -286,17 +300,33 @@ impl Accounts {
                 tracing::warn!(event = "refresh_reuse", user_id, %client, "spent refresh token presented again: family revoked");
                 Err(Error::BadRefreshToken)
             }
+            Rotation::Unknown => {
+                self.token_failure(client, now).await?;
+                Err(Error::BadRefreshToken)
+            }
             Rotation::Invalid => Err(Error::BadRefreshToken),
         }
     }
 
-    /// Revokes the family of `refresh_token`; unknown tokens are fine.
-    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
-        self.db
-            .revoke_family(&tokens::hash_refresh_token(refresh_token), self.revoking())
-            .await?;
-        self.revoked.notify_waiters();
+    /// Ends the session of `refresh_token`. A token whose session already ended is fine and
+    /// changes nothing; one that does not exist also answers OK (Logout reveals nothing) but
+    /// counts as a failure against the client address, like a junk RefreshToken.
+    pub async fn logout(&self, refresh_token: &str, client: &ClientAddr) -> Result<()> {
+        let revoking = self.revoking();
+        throttle::check_address(&self.db, client, revoking.now).await?;
+        let hash = tokens::hash_refresh_token(refresh_token);
+        match self.db.end_session(&hash, revoking).await? {
+            Ending::Ended => self.revoked.notify_waiters(),
+            Ending::AlreadyEnded => {}
+            Ending::Unknown => self.token_failure(client, revoking.now).await?,
+        }
         Ok(())
+    }
+
+    /// Counts a refresh token that does not exist against `client`'s address.
+    async fn token_failure(&self, client: &ClientAddr, now: i64) -> Result<()> {
+        tracing::warn!(event = "refresh_token_unknown", %client, "a refresh token that does not exist was presented");
+        throttle::address_failure(&self.db, client, &self.limits, now).await
     }
 
     /// Disables (or enables) `username` (normalized): a disabled user cannot log in or
@@ -304,7 +334,7 @@ impl Accounts {
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
         let Some(user_id) = self
             .db
-            .set_disabled(username, disabled, self.revoking())
+            .set_disabled(username, disabled, || self.revoking())
             .await?
         else {
             return Ok(false);
@@ -357,7 +387,7 @@ impl Accounts {
         }
         let hash = self.hasher.hash(&client.throttle_key(), new).await?;
         self.db
-            .change_password(user_id, &hash, self.revoking())
+            .change_password(user_id, &hash, || self.revoking())
             .await?;
         self.revoked.notify_waiters();
         tracing::info!(event = "password_changed", user_id, %client, "password changed; sessions ended");

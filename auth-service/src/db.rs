@@ -9,7 +9,7 @@ use bookstore_kit::{
     read::{Columns, Cost, FromColumns},
     storage::{self, lock_table, Backend, Database, Migrations},
 };
-use sqlx::{any::AnyRow, Any, Row, Transaction};
+use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 
 use crate::{
     error::{Error, Result},
@@ -21,7 +21,7 @@ use crate::{
 pub struct Db(Database);
 
 /// A row of `users`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: String,
     pub username: String,
@@ -32,6 +32,9 @@ pub struct UserRow {
     pub disabled: bool,
     /// Access tokens issued before this are revoked; new ones carry an `iat` no earlier.
     pub tokens_not_before: i64,
+    /// Bumped by every event that ends all of the user's sessions (ChangePassword, disable):
+    /// a Login starts its session only if the epoch it read with the hash is still current.
+    pub session_epoch: i64,
 }
 
 /// Read by position, in [`USER_COLUMNS`] order.
@@ -46,6 +49,7 @@ impl FromColumns for UserRow {
             create_time: row.get(4)?,
             disabled: row.get::<i64>(5)? != 0,
             tokens_not_before: row.get(6)?,
+            session_epoch: row.get(7)?,
         })
     }
 }
@@ -105,21 +109,63 @@ impl FromColumns for KeyRow {
 /// What a refresh-token rotation found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was live: it is now spent and its successor stored. Holds the user id and
-    /// the family's absolute expiry.
+    /// The token was live: it is now spent and its successor stored. Holds the user (as
+    /// locked by the rotation) and the family's absolute expiry.
     Rotated {
-        user_id: String,
+        user: UserRow,
         family_id: String,
         expire_time: i64,
     },
-    /// Unknown, revoked or expired.
+    /// No such token (never issued, or purged long after its family ended).
+    Unknown,
+    /// Revoked, expired, or its owner is disabled.
     Invalid,
     /// Already spent: the family (login session) of this user has now been revoked.
     Reused { user_id: String },
 }
 
 const USER_COLUMNS: &str =
-    "id, username, password_hash, admin, create_time, disabled, tokens_not_before";
+    "id, username, password_hash, admin, create_time, disabled, tokens_not_before, session_epoch";
+
+/// What [`Db::start_session`] found when it came to store a Login's first refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionStart {
+    /// The token is stored: the session is live.
+    Started,
+    /// The account was disabled meanwhile (or deleted): nothing stored.
+    Disabled,
+    /// The password was changed or the account disabled since the Login read the user (a later
+    /// `admin enable` does not bring that Login back): nothing stored.
+    Superseded,
+}
+
+/// What [`Db::end_session`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// No such refresh token: nothing written.
+    Unknown,
+    /// Its session had already ended: nothing written.
+    AlreadyEnded,
+    /// The session is now ended and a revocation recorded.
+    Ended,
+}
+
+/// The family a refresh token belongs to, read without the writer by [`Db::end_session`].
+struct FamilyRef {
+    family_id: String,
+    user_id: String,
+    revoked: bool,
+}
+
+impl FromColumns for FamilyRef {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
+        Ok(FamilyRef {
+            family_id: row.get(0)?,
+            user_id: row.get(1)?,
+            revoked: row.get::<i64>(2)? != 0,
+        })
+    }
+}
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
@@ -197,12 +243,14 @@ impl Db {
     }
 
     /// Replaces the user's password hash and revokes every refresh token of the user, in one
-    /// transaction.
+    /// transaction. `revoking` is asked for the time only once the user's row is locked (the
+    /// `UPDATE`), so every Login or RefreshToken that stored a token before us started earlier
+    /// and its access token's `iat` is covered by the revocation.
     pub async fn change_password(
         &self,
         user_id: &str,
         password_hash: &str,
-        revoking: Revoking,
+        revoking: impl FnOnce() -> Revoking,
     ) -> Result<()> {
         let mut tx = self.0.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -210,19 +258,20 @@ impl Db {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        revoke_user(&mut tx, self.0.backend(), user_id, revoking).await?;
+        revoke_user(&mut tx, self.0.backend(), user_id, revoking()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Disables or enables `username`; the user's id, or `None` when there is no such user.
     /// Disabling also ends every session and revokes every access token of the user, in the
-    /// same transaction.
+    /// same transaction (`revoking` is asked for the time once the row is locked, as in
+    /// [`Db::change_password`]).
     pub async fn set_disabled(
         &self,
         username: &str,
         disabled: bool,
-        revoking: Revoking,
+        revoking: impl FnOnce() -> Revoking,
     ) -> Result<Option<String>> {
         let mut tx = self.0.begin_write().await?;
         let user_id: Option<String> =
@@ -232,7 +281,7 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let (Some(user_id), true) = (&user_id, disabled) {
-            revoke_user(&mut tx, self.0.backend(), user_id, revoking).await?;
+            revoke_user(&mut tx, self.0.backend(), user_id, revoking()).await?;
         }
         tx.commit().await?;
         Ok(user_id)
@@ -294,26 +343,37 @@ impl Db {
 
     // ---- refresh tokens ----
 
-    /// Stores the first token of a new family.
-    pub async fn insert_refresh_token(
+    /// Stores the first token of a new family for `user`, as a Login read it, unless the
+    /// user's sessions were ended since ([`SessionStart`]). The user's row is locked first
+    /// (PostgreSQL; SQLite's writes exclude each other), in the order every session write takes
+    /// (user, then tokens): a ChangePassword or disable either finished before, and is seen
+    /// here, or waits for this insert and then revokes the token it stored.
+    pub async fn start_session(
         &self,
         token_hash: &str,
         family_id: &str,
-        user_id: &str,
+        user: &UserRow,
         expire_time: i64,
-    ) -> Result<()> {
-        let (token_hash, family_id, user_id) = (
-            token_hash.to_owned(),
-            family_id.to_owned(),
-            user_id.to_owned(),
-        );
+    ) -> Result<SessionStart> {
+        let (token_hash, family_id, user_id) =
+            (token_hash.to_owned(), family_id.to_owned(), user.id.clone());
+        let (epoch, lock) = (user.session_epoch, self.0.for_update());
         // A login's one write after the hash: on SQLite it shares the next group commit.
         self.0
             .write(Box::new(move |conn| {
                 Box::pin(async move {
+                    let Some(now) = lock_user(conn, lock, &user_id).await? else {
+                        return Ok(SessionStart::Disabled);
+                    };
+                    if now.disabled {
+                        return Ok(SessionStart::Disabled);
+                    }
+                    if now.session_epoch != epoch {
+                        return Ok(SessionStart::Superseded);
+                    }
                     insert_refresh_token(conn, &token_hash, &family_id, &user_id, expire_time)
-                        .await
-                        .map_err(Error::from)
+                        .await?;
+                    Ok(SessionStart::Started)
                 })
             }))
             .await
@@ -321,7 +381,10 @@ impl Db {
 
     /// Spends the token `old_hash` and stores `new_hash` in its family, or revokes the family
     /// when `old_hash` was already spent. The token is spent by one conditional `UPDATE`: of
-    /// two racing refreshes of one token (on any replicas) exactly one finds it unspent.
+    /// two racing refreshes of one token (on any replicas) exactly one finds it unspent. The
+    /// owner's row is locked first, as every session write does: a Logout, ChangePassword or
+    /// disable running at the same time either ended the family before (the token is found
+    /// revoked) or waits and then revokes the successor stored here too.
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -329,7 +392,16 @@ impl Db {
         revoking: Revoking,
     ) -> Result<Rotation> {
         let now = revoking.now;
+        // An unknown token is answered from a read, without the writer.
+        let found = self.family_of(old_hash).await?;
+        let Some(FamilyRef { user_id: owner, .. }) = found else {
+            return Ok(Rotation::Invalid);
+        };
         let mut tx = self.0.begin_write().await?;
+        let user = match lock_user(&mut tx, self.0.for_update(), &owner).await? {
+            Some(user) if !user.disabled => user,
+            _ => return Ok(Rotation::Invalid),
+        };
         let spent: Option<AnyRow> = sqlx::query(
             "UPDATE refresh_tokens SET spent = 1
              WHERE token_hash = $1 AND spent = 0 AND revoked = 0 AND expire_time > $2
@@ -341,12 +413,11 @@ impl Db {
         .await?;
         if let Some(row) = spent {
             let family_id: String = row.try_get("family_id")?;
-            let user_id: String = row.try_get("user_id")?;
             let expire_time: i64 = row.try_get("expire_time")?;
-            insert_refresh_token(&mut tx, new_hash, &family_id, &user_id, expire_time).await?;
+            insert_refresh_token(&mut tx, new_hash, &family_id, &user.id, expire_time).await?;
             tx.commit().await?;
             return Ok(Rotation::Rotated {
-                user_id,
+                user,
                 family_id,
                 expire_time,
             });
@@ -373,19 +444,34 @@ impl Db {
         Ok(Rotation::Reused { user_id })
     }
 
-    /// Revokes the family of the token `token_hash` (nothing when unknown).
-    pub async fn revoke_family(&self, token_hash: &str, revoking: Revoking) -> Result<()> {
-        let mut tx = self.0.begin_write().await?;
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(family) = family {
-            revoke_session(&mut tx, self.0.backend(), &family, revoking).await?;
+    /// The family, owner and state of the refresh token `token_hash`, read without the writer.
+    async fn family_of(&self, token_hash: &str) -> Result<Option<FamilyRef>> {
+        let sql = "SELECT family_id, user_id, revoked FROM refresh_tokens WHERE token_hash = $1";
+        let args = vec![token_hash.into()];
+        Ok(self.0.fetch_optional(Cost::Lookup, sql, args).await?)
+    }
+
+    /// Ends the session (family) of the token `token_hash`. An unknown token, or one whose
+    /// session already ended, is answered from a read and writes nothing: a flood of junk
+    /// Logouts never takes the writer. Otherwise the owner's row is locked first, as every
+    /// session write does, so a rotation running at the same time cannot leave a successor
+    /// behind.
+    pub async fn end_session(&self, token_hash: &str, revoking: Revoking) -> Result<Ending> {
+        let Some(family) = self.family_of(token_hash).await? else {
+            return Ok(Ending::Unknown);
+        };
+        if family.revoked {
+            return Ok(Ending::AlreadyEnded);
         }
+        let mut tx = self.0.begin_write().await?;
+        lock_user(&mut tx, self.0.for_update(), &family.user_id).await?;
+        let ended = revoke_session(&mut tx, self.0.backend(), &family.family_id, revoking).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(if ended {
+            Ending::Ended
+        } else {
+            Ending::AlreadyEnded
+        })
     }
 
     // ---- throttle ----
@@ -523,14 +609,28 @@ async fn insert_refresh_token(
     Ok(())
 }
 
+/// The user `id`, its row locked until the transaction ends (PostgreSQL, with `lock` from
+/// [`Database::for_update`]; SQLite's writing transactions already exclude each other). Every
+/// write that starts, rotates or ends sessions takes this lock first, so they serialise per
+/// user and cannot deadlock.
+async fn lock_user(
+    conn: &mut AnyConnection,
+    lock: &str,
+    id: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1{lock}");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(UserRow::from_columns).transpose()
+}
+
 /// Ends the login session `family`: its refresh tokens are revoked and, if any was still live,
-/// a session revocation is recorded for the verifiers.
+/// a session revocation is recorded for the verifiers. True when it did.
 async fn revoke_session(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     family: &str,
     revoking: Revoking,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let ended =
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1 AND revoked = 0")
             .bind(family)
@@ -548,7 +648,7 @@ async fn revoke_session(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    Ok(ended > 0)
 }
 
 /// Revokes every refresh token and every access token of `user_id` issued up to now: tokens
@@ -561,11 +661,13 @@ async fn revoke_user(
     revoking: Revoking,
 ) -> Result<(), sqlx::Error> {
     let not_before = revoking.now + 1;
-    sqlx::query("UPDATE users SET tokens_not_before = $1 WHERE id = $2")
-        .bind(not_before)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE users SET tokens_not_before = $1, session_epoch = session_epoch + 1 WHERE id = $2",
+    )
+    .bind(not_before)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)

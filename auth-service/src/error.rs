@@ -27,6 +27,13 @@ pub enum Error {
     /// Too many failed logins; come back after the delay.
     #[error("too many failed logins")]
     Throttled(Duration),
+    /// Too many failures from this client address (refresh tokens that do not exist, on top of
+    /// failed logins); come back after the delay.
+    #[error("too many failures from this address")]
+    AddressThrottled(Duration),
+    /// This client address already holds the most WatchRevocations streams allowed.
+    #[error("too many revocation streams")]
+    TooManyStreams(usize),
     /// Too many Register calls from this address; come back after the delay.
     #[error("too many registrations")]
     RegisterLimited(Duration),
@@ -74,6 +81,20 @@ impl From<Error> for Status {
                 "LOGIN_THROTTLED",
                 "too many failed logins; try again later",
                 after,
+            ),
+            Error::AddressThrottled(after) => error::throttled(
+                DOMAIN,
+                "ADDRESS_THROTTLED",
+                "too many failed attempts from this address; try again later",
+                after,
+            ),
+            Error::TooManyStreams(most) => error::status(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "TOO_MANY_STREAMS",
+                format!(
+                    "this address already holds {most} WatchRevocations streams, the most allowed"
+                ),
             ),
             Error::RegisterLimited(after) => error::throttled(
                 DOMAIN,

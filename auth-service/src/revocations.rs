@@ -2,12 +2,19 @@
 //! it.
 //!
 //! Revocations are rows of the database, written in the transaction that causes them
-//! ([`crate::db`]), so every replica streams every one and none is lost across a crash. A
-//! stream first sends what is still relevant after the caller's cursor, then polls for new rows:
-//! at once when this process commits one (a `Notify`), and every [`POLL`] otherwise (rows
-//! written by another replica or by the `admin disable` subcommand).
+//! ([`crate::db`]), so every replica streams every one and none is lost across a crash. One
+//! [`Feed`] per process reads them: it polls for new rows at once when this process commits
+//! one (a `Notify`) and every [`POLL`] otherwise (rows written by another replica or by the
+//! `admin disable` subcommand), and keeps the rows that still matter in memory. Every stream,
+//! and this service's own interceptor, is served from that copy: 1 or 1,000 open streams cost
+//! the database the same one poll. Streams are capped per client address
+//! ([`MAX_STREAMS_PER_ADDRESS`]) because each holds a task and a connection.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bookstore_contract::proto::auth::{Revocation, WatchRevocationsResponse};
 use bookstore_kit::{
@@ -15,98 +22,211 @@ use bookstore_kit::{
     revocation::{Revocations, PRUNE_INTERVAL},
     Stopping,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::{accounts::Accounts, db::RevocationRow, error::Error};
+use crate::{accounts::Accounts, client::ClientAddr, db::RevocationRow, error::Error};
 
-/// How often a stream looks for revocations committed elsewhere.
+/// How often the feed looks for revocations committed elsewhere.
 pub const POLL: Duration = Duration::from_millis(250);
-/// Most revocations sent in one message.
+/// Most revocations read by one query and sent in one message.
 const BATCH: i64 = 1000;
+/// Concurrent WatchRevocations streams one client address may hold (RESOURCE_EXHAUSTED beyond).
+pub const MAX_STREAMS_PER_ADDRESS: usize = 16;
 
-/// A stream of revocations after `after`, ending when `stopping` fires or the caller leaves.
-/// The first message comes at once, even when empty: the caller then knows it has caught up.
-pub fn watch(
-    accounts: Accounts,
-    after: i64,
-    mut stopping: Stopping,
-) -> ReceiverStream<Result<WatchRevocationsResponse, Status>> {
-    let (sender, receiver) = mpsc::channel(4);
-    tokio::spawn(async move {
-        let mut cursor = after;
-        let mut first = true;
-        loop {
-            // Created before the query, so a revocation committed meanwhile still wakes us.
-            let committed = accounts.revoked.notified();
-            let now = accounts.clock.unix_seconds();
-            let rows = match accounts.db.revocations_after(cursor, now, BATCH).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    let _ = sender.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            let full = rows.len() as i64 == BATCH;
-            if let Some(last) = rows.last() {
-                cursor = last.cursor;
-            }
-            if first || !rows.is_empty() {
-                first = false;
-                let batch = WatchRevocationsResponse {
-                    revocations: rows.iter().map(to_proto).collect(),
-                };
-                if sender.send(Ok(batch)).await.is_err() {
-                    return; // the caller left
-                }
-            }
-            if full {
-                continue;
-            }
-            tokio::select! {
-                () = committed => {}
-                () = tokio::time::sleep(POLL) => {}
-                () = stopping.wait() => return,
-                () = sender.closed() => return,
-            }
-        }
-    });
-    ReceiverStream::new(receiver)
+/// The revocations that still matter, in cursor order, as the feed last read them.
+type Rows = Arc<Vec<Revocation>>;
+
+/// This process's one reader of the `revocations` table (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Feed {
+    rows: watch::Receiver<Rows>,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-/// Keeps `revocations` (this service's interceptor) current from its own database, until the
-/// task is aborted. Returns once the revocations still relevant are loaded, leaving a task
-/// that follows new ones.
-pub async fn follow(
-    accounts: Accounts,
-    revocations: Revocations,
-    stopping: Stopping,
-) -> Result<tokio::task::JoinHandle<()>, Error> {
-    use tokio_stream::StreamExt;
-    let mut stream = watch(accounts.clone(), revocations.cursor(), stopping.clone());
-    match stream.next().await {
-        Some(Ok(batch)) => revocations.apply(&batch.revocations),
-        Some(Err(status)) => return Err(Error::Internal(format!("loading revocations: {status}"))),
-        None => return Ok(tokio::spawn(async {})),
-    }
-    Ok(tokio::spawn(async move {
-        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
-        loop {
-            tokio::select! {
-                next = stream.next() => match next {
-                    Some(Ok(batch)) => revocations.apply(&batch.revocations),
-                    Some(Err(status)) => {
-                        tracing::warn!(message = status.message(), "following revocations failed; retrying");
-                        tokio::time::sleep(POLL).await;
-                        stream = watch(accounts.clone(), revocations.cursor(), stopping.clone());
+impl Feed {
+    /// Loads every revocation that still matters, then leaves a task that follows new ones
+    /// until `stopping` fires. Fails when the first load does (the service cannot start
+    /// without knowing what is revoked).
+    pub async fn start(
+        accounts: Accounts,
+        mut stopping: Stopping,
+    ) -> Result<(Feed, tokio::task::JoinHandle<()>), Error> {
+        let mut cursor = 0;
+        let mut rows = Vec::new();
+        read_new(&accounts, &mut cursor, &mut rows).await?;
+        let (sender, receiver) = watch::channel(Arc::new(rows));
+        let task = tokio::spawn(async move {
+            loop {
+                // Created before the query, so a revocation committed meanwhile still wakes us.
+                let committed = accounts.revoked.notified();
+                let now = accounts.clock.unix_seconds();
+                let mut rows: Vec<Revocation> = sender
+                    .borrow()
+                    .iter()
+                    .filter(|r| r.expire_time.map_or(0, |t| t.seconds) > now)
+                    .cloned()
+                    .collect();
+                let pruned = rows.len() != sender.borrow().len();
+                let kept = rows.len();
+                match read_new(&accounts, &mut cursor, &mut rows).await {
+                    // Streams wake only when there is something new (or less to keep).
+                    Ok(()) if pruned || rows.len() != kept => {
+                        sender.send_replace(Arc::new(rows));
                     }
-                    None => return,
-                },
-                _ = prune.tick() => revocations.prune(accounts.clock.unix_seconds()),
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading revocations failed; retrying"),
+                }
+                tokio::select! {
+                    () = committed => {}
+                    () = tokio::time::sleep(POLL) => {}
+                    () = stopping.wait() => return,
+                }
+            }
+        });
+        let feed = Feed {
+            rows: receiver,
+            streams: Arc::default(),
+        };
+        Ok((feed, task))
+    }
+
+    /// A stream for `client` of the revocations after `after`, ending when `stopping` fires or
+    /// the caller leaves. The first message comes at once, even when empty: the caller then
+    /// knows it holds the whole backlog. RESOURCE_EXHAUSTED when `client` already holds
+    /// [`MAX_STREAMS_PER_ADDRESS`] streams.
+    pub fn watch(
+        &self,
+        client: &ClientAddr,
+        after: i64,
+        mut stopping: Stopping,
+    ) -> Result<ReceiverStream<Result<WatchRevocationsResponse, Status>>, Error> {
+        let slot = StreamSlot::take(&self.streams, client.throttle_key())?;
+        let mut rows = self.rows.clone();
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut cursor = after;
+            let (mut first, mut caught_up) = (true, false);
+            loop {
+                let current = rows.borrow_and_update().clone();
+                let start = current.partition_point(|r| r.cursor <= cursor);
+                let new = &current[start..];
+                if let Some(last) = new.last() {
+                    cursor = last.cursor;
+                }
+                let mut batches: Vec<&[Revocation]> = new.chunks(BATCH as usize).collect();
+                if first && batches.is_empty() {
+                    batches.push(&[]);
+                }
+                first = false;
+                let last = batches.len().saturating_sub(1);
+                for (i, batch) in batches.into_iter().enumerate() {
+                    let message = WatchRevocationsResponse {
+                        revocations: batch.to_vec(),
+                        // Everything up to the feed's latest read is in this message or before.
+                        caught_up: caught_up || i == last,
+                    };
+                    caught_up = message.caught_up;
+                    if sender.send(Ok(message)).await.is_err() {
+                        return; // the caller left
+                    }
+                }
+                tokio::select! {
+                    changed = rows.changed() => if changed.is_err() { return },
+                    () = stopping.wait() => return,
+                    () = sender.closed() => return,
+                }
+            }
+        });
+        Ok(ReceiverStream::new(receiver))
+    }
+
+    /// Keeps `revocations` (this service's interceptor) current from the feed, until the task
+    /// is aborted. Returns once the revocations still relevant are loaded.
+    pub fn follow(
+        &self,
+        revocations: Revocations,
+        accounts: &Accounts,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut rows = self.rows.clone();
+        revocations.apply(&rows.borrow_and_update());
+        let clock = accounts.clock.clone();
+        tokio::spawn(async move {
+            let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                tokio::select! {
+                    changed = rows.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let current = rows.borrow_and_update().clone();
+                        let start = current.partition_point(|r| r.cursor <= revocations.cursor());
+                        revocations.apply(&current[start..]);
+                    }
+                    _ = prune.tick() => revocations.prune(clock.unix_seconds()),
+                }
+            }
+        })
+    }
+}
+
+/// Reads every revocation after `cursor` that still matters into `rows`, moving `cursor`.
+async fn read_new(
+    accounts: &Accounts,
+    cursor: &mut i64,
+    rows: &mut Vec<Revocation>,
+) -> Result<(), Error> {
+    loop {
+        let now = accounts.clock.unix_seconds();
+        let read = accounts.db.revocations_after(*cursor, now, BATCH).await?;
+        if let Some(last) = read.last() {
+            *cursor = last.cursor;
+        }
+        rows.extend(read.iter().map(to_proto));
+        if (read.len() as i64) < BATCH {
+            return Ok(());
+        }
+    }
+}
+
+/// One open stream of a client address, given back when the stream ends.
+struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl StreamSlot {
+    fn take(streams: &Arc<Mutex<HashMap<String, usize>>>, key: String) -> Result<Self, Error> {
+        let mut open = streams
+            .lock()
+            .expect("the stream counts are never left poisoned");
+        let count = open.entry(key.clone()).or_default();
+        if *count >= MAX_STREAMS_PER_ADDRESS {
+            return Err(Error::TooManyStreams(MAX_STREAMS_PER_ADDRESS));
+        }
+        *count += 1;
+        Ok(StreamSlot {
+            streams: streams.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .streams
+            .lock()
+            .expect("the stream counts are never left poisoned");
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
             }
         }
-    }))
+    }
 }
 
 fn to_proto(row: &RevocationRow) -> Revocation {

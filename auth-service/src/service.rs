@@ -21,7 +21,7 @@ use crate::{
     client::TrustedProxies,
     db::UserRow,
     error::{Error, DOMAIN},
-    revocations,
+    revocations::Feed,
     tokens::TokenPair,
 };
 
@@ -35,6 +35,8 @@ pub struct Handlers {
     pub accounts: Accounts,
     /// Whose `x-forwarded-for` names the client (`--trusted-proxies`).
     pub proxies: TrustedProxies,
+    /// The process's one reader of revocations, which every stream is served from.
+    pub feed: Feed,
     /// Fires at shutdown: revocation streams end so the drain need not wait for them.
     pub stopping: Stopping,
 }
@@ -47,12 +49,10 @@ impl RevocationService for Handlers {
         &self,
         request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let client = self.proxies.client(&request);
         let after = request.into_inner().after.max(0);
-        Ok(Response::new(revocations::watch(
-            self.accounts.clone(),
-            after,
-            self.stopping.clone(),
-        )))
+        let stream = self.feed.watch(&client, after, self.stopping.clone())?;
+        Ok(Response::new(stream))
     }
 }
 
@@ -146,9 +146,10 @@ impl AuthService for Handlers {
         &self,
         request: Request<LogoutRequest>,
     ) -> Result<Response<LogoutResponse>, Status> {
+        let client = self.proxies.client(&request);
         let token = request.into_inner().refresh_token;
         if !token.is_empty() {
-            self.accounts.logout(&token).await?;
+            self.accounts.logout(&token, &client).await?;
         }
         Ok(Response::new(LogoutResponse {}))
     }

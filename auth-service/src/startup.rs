@@ -30,7 +30,7 @@ use crate::{
     error::DOMAIN,
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
-    revocations,
+    revocations::Feed,
     service::Handlers,
     throttle::{Finished, Limits},
     tokens::Issuer,
@@ -90,8 +90,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let (stop, stopping) = stop_signal();
     // This service's interceptor refuses revoked tokens too, from its own database.
     let revocations = Revocations::default();
-    let follow =
-        revocations::follow(accounts.clone(), revocations.clone(), stopping.clone()).await?;
+    let (feed, feed_task) = Feed::start(accounts.clone(), stopping.clone()).await?;
+    let follow = feed.follow(revocations.clone(), &accounts);
     let authenticator = Authenticator::new(
         accounts.keys.shared_keys(),
         Expectations {
@@ -109,6 +109,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let handlers = Handlers {
         accounts,
         proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        feed,
         stopping,
     };
     let routes = Routes::new(
@@ -125,7 +126,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         name: "auth-service",
         routes,
         health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
-        tasks: vec![reload, purge, follow],
+        tasks: vec![reload, purge, follow, feed_task],
         database: Some(database),
         stop,
         metrics,

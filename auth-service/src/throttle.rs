@@ -368,6 +368,37 @@ pub async fn count(db: &Db, key: (Scope, String), limits: &Limits, now: i64) -> 
     .await
 }
 
+/// Refuses at once, from a read, when `client`'s address counter is locked: RefreshToken and
+/// Logout check it before touching any token, so a flood of junk tokens ends in
+/// RESOURCE_EXHAUSTED without costing a write per call.
+pub async fn check_address(db: &Db, client: &ClientAddr, now: i64) -> Result<()> {
+    let key = (Scope::Peer, client.throttle_key());
+    let counters = db.throttle_counters(&[key]).await?;
+    match counters.first().and_then(|c| c.refused_for(now)) {
+        Some(wait) => Err(Error::AddressThrottled(Duration::from_secs(
+            wait.unsigned_abs(),
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Counts one failure against `client`'s address counter (a refresh token that does not
+/// exist), which locks it like failed logins do.
+pub async fn address_failure(
+    db: &Db,
+    client: &ClientAddr,
+    limits: &Limits,
+    now: i64,
+) -> Result<()> {
+    let limits = *limits;
+    let key = (Scope::Peer, client.throttle_key());
+    db.update_throttle_counters(vec![key], move |counters, _| {
+        counters[0].record_failure(Scope::Peer, &limits, now);
+        Ok(())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

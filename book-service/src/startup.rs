@@ -1,7 +1,13 @@
 //! Building book-service: the same code for `main`, `bookstore up` and tests. The lifecycle
 //! itself (serving, drain, close) is the kit's [`App`].
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bookstore_contract::{
     proto::book::book_service_server::BookServiceServer, token::Expectations,
@@ -33,8 +39,9 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 pub const SERVICE_NAMES: &[&str] = &[<BookServiceServer<Handlers> as NamedService>::NAME];
 
 /// Binds book-service's listeners, then builds it; run it with [`App::run_until_stopped`].
-/// Health stays NOT_SERVING until auth-service's public keys have been fetched and the
-/// revocations still relevant have arrived; after that it stays SERVING, also while
+/// Health stays NOT_SERVING, and every call is answered UNAVAILABLE (`NOT_READY`), until
+/// auth-service's public keys have been fetched and the whole backlog of revocations still
+/// relevant has arrived; after that it stays SERVING, also while
 /// auth-service is unreachable (book-service then verifies with what it knows: a token revoked
 /// meanwhile is accepted at most until its `exp`).
 pub async fn build(config: Config) -> anyhow::Result<App> {
@@ -73,15 +80,17 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         config.clock.clone(),
         Some(revocations_ready),
     );
+    let ready = Arc::new(AtomicBool::new(false));
     let serving = {
-        let health = health.clone();
+        let (health, ready) = (health.clone(), ready.clone());
         async move {
             if keys_held.await.is_ok() && revocations_held.await.is_ok() {
+                ready.store(true, Ordering::Release);
                 health.set(ServingStatus::Serving).await;
             }
         }
     };
-    let authenticator = Authenticator::with_unknown_kid_notify(
+    let authenticator = Authenticator::remote(
         keys,
         Expectations {
             issuer: config.issuer.clone(),
@@ -91,6 +100,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         revocations,
         &metrics,
         unknown_kid,
+        ready,
     );
     let routes = Routes::new(InterceptedService::new(
         BookServiceServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES),

@@ -8,10 +8,15 @@
 //!   writes made through another replica (or another process on the same SQLite file);
 //! - a count taken while one of the owner's writes committed is not kept (it may predate it).
 //!
-//! At most [`MAX_OWNERS`] owners are kept; past that the cache starts again empty.
+//! Memory is bounded whatever callers send: at most [`MAX_OWNERS`] owners (past that the cache
+//! starts again empty), at most [`MAX_FILTERS_PER_OWNER`] counts each (stale ones are dropped
+//! first, then the oldest), and a filter is kept as a 64-bit hash under a per-process random
+//! key, never as its text: a few MiB at most, however many distinct filters arrive. (A
+//! collision would need the key, which never leaves the process.)
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map::RandomState, HashMap},
+    hash::BuildHasher,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -20,8 +25,10 @@ use crate::db::Filter;
 
 /// How long a count is reused: how far behind other replicas' writes `total_size` may be.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
-/// Owners whose counts are kept at once (a few hundred bytes each).
+/// Owners whose counts are kept at once.
 const MAX_OWNERS: usize = 10_000;
+/// Counts kept per owner (about 40 bytes each).
+const MAX_FILTERS_PER_OWNER: usize = 8;
 
 /// The kept counts (cheap to share behind an `Arc`).
 #[derive(Debug, Default)]
@@ -34,14 +41,16 @@ struct Inner {
     /// Bumped when the owners are dropped, so a count begun before is not kept.
     epoch: u64,
     owners: HashMap<String, Owner>,
+    /// Hashes filter fingerprints with a key of this process.
+    hasher: RandomState,
 }
 
 #[derive(Debug, Default)]
 struct Owner {
     /// Bumped by each committed write of this owner.
     generation: u64,
-    /// Filter fingerprint → (count, when it was taken).
-    sizes: HashMap<String, (i64, Instant)>,
+    /// Hash of the filter's fingerprint → (count, when it was taken).
+    sizes: HashMap<u64, (i64, Instant)>,
 }
 
 /// What [`TotalSizes::get`] hands out on a miss: the state a new count must still match to be
@@ -61,9 +70,10 @@ impl TotalSizes {
             inner.epoch += 1;
         }
         let epoch = inner.epoch;
+        let key = inner.hasher.hash_one(filter.fingerprint());
         // Made now (not when the count is kept) so that a write committing meanwhile is seen.
         let owner = inner.owners.entry(filter.owner_id.clone()).or_default();
-        match owner.sizes.get(&filter.fingerprint()) {
+        match owner.sizes.get(&key) {
             Some((size, taken)) if taken.elapsed() < FRESH_FOR => Ok(*size),
             _ => Err(Ticket {
                 epoch,
@@ -79,11 +89,19 @@ impl TotalSizes {
         if inner.epoch != ticket.epoch {
             return;
         }
+        let key = inner.hasher.hash_one(filter.fingerprint());
         if let Some(owner) = inner.owners.get_mut(&filter.owner_id) {
             if owner.generation == ticket.generation {
                 owner
                     .sizes
-                    .insert(filter.fingerprint(), (size, Instant::now()));
+                    .retain(|_, (_, taken)| taken.elapsed() < FRESH_FOR);
+                if owner.sizes.len() >= MAX_FILTERS_PER_OWNER {
+                    let oldest = owner.sizes.iter().min_by_key(|(_, (_, taken))| *taken);
+                    if let Some(&oldest) = oldest.map(|(key, _)| key) {
+                        owner.sizes.remove(&oldest);
+                    }
+                }
+                owner.sizes.insert(key, (size, Instant::now()));
             }
         }
     }
@@ -101,6 +119,19 @@ impl TotalSizes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owner_keeps_a_bounded_number_of_counts_however_many_filters_arrive() {
+        let sizes = TotalSizes::default();
+        for i in 0..1000 {
+            let author = format!("author {i}");
+            let one = filter("alice", Some(&author));
+            let ticket = sizes.get(&one).expect_err("a new filter");
+            sizes.put(&one, ticket, i);
+        }
+        let inner = sizes.inner.lock().expect("not poisoned");
+        assert_eq!(inner.owners["alice"].sizes.len(), MAX_FILTERS_PER_OWNER);
+    }
 
     fn filter(owner: &str, author: Option<&str>) -> Filter {
         Filter {

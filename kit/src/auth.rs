@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, RwLock,
+    },
 };
 
 use sha2::{Digest, Sha256};
@@ -52,6 +55,11 @@ struct Inner {
     /// Woken on a token with an unknown `kid`, so book-service refetches the JWKS at once
     /// (a freshly rotated key) instead of waiting for its next background refresh.
     unknown_kid: Option<Arc<Notify>>,
+    /// False until the service holds the keys *and* every revocation still relevant: before
+    /// that a valid token cannot be told from a revoked one, so every call is answered
+    /// UNAVAILABLE (`NOT_READY`) rather than admitted. Always true where both are loaded before
+    /// serving (auth-service).
+    ready: Arc<AtomicBool>,
     /// Claims of tokens already verified, with the `kid` of the key that verified them, by
     /// SHA-256 of the token: a client that reuses its token pays the Ed25519 check once.
     /// Entries are only served before their `exp`, and only while their key is in the set (a
@@ -75,26 +83,31 @@ impl Authenticator {
         revocations: Revocations,
         metrics: &Metrics,
     ) -> Self {
-        Self::build(keys, expect, domain, revocations, metrics, None)
+        let ready = Arc::new(AtomicBool::new(true));
+        Self::build(keys, expect, domain, revocations, metrics, None, ready)
     }
 
-    /// Like [`Authenticator::new`], and notifies `unknown_kid` whenever a token names a key
-    /// that is not in the set.
-    pub fn with_unknown_kid_notify(
+    /// For a service whose keys and revocations come from elsewhere (book-service): notifies
+    /// `unknown_kid` whenever a token names a key that is not in the set, and refuses every
+    /// call with UNAVAILABLE (`NOT_READY`) until `ready` is set.
+    pub fn remote(
         keys: SharedKeys,
         expect: Expectations,
         domain: &'static str,
         revocations: Revocations,
         metrics: &Metrics,
         unknown_kid: Arc<Notify>,
+        ready: Arc<AtomicBool>,
     ) -> Self {
+        let unknown_kid = Some(unknown_kid);
         Self::build(
             keys,
             expect,
             domain,
             revocations,
             metrics,
-            Some(unknown_kid),
+            unknown_kid,
+            ready,
         )
     }
 
@@ -105,6 +118,7 @@ impl Authenticator {
         revocations: Revocations,
         metrics: &Metrics,
         unknown_kid: Option<Arc<Notify>>,
+        ready: Arc<AtomicBool>,
     ) -> Self {
         let cache_hits = IntCounter::new(
             "bookstore_token_cache_hits_total",
@@ -128,6 +142,7 @@ impl Authenticator {
                 expect,
                 domain,
                 unknown_kid,
+                ready,
                 cache: Mutex::new(HashMap::new()),
                 revocations,
                 verifications: metrics.counter(
@@ -142,6 +157,14 @@ impl Authenticator {
 
     /// Verifies the bearer token in `metadata` and returns its claims.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Claims, Status> {
+        if !self.inner.ready.load(Ordering::Acquire) {
+            return Err(error::status(
+                Code::Unavailable,
+                self.inner.domain,
+                "NOT_READY",
+                "not ready: still loading auth-service's public keys and revocations; retry shortly",
+            ));
+        }
         let outcome = self.check(metadata);
         let result = match &outcome {
             Ok(_) => "valid",

@@ -99,8 +99,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Keeps `revocations` current from the RevocationService at `channel`, forever: subscribes
 /// from the held cursor, applies each batch, and on any failure reconnects with backoff and
-/// catches up from the cursor (the stream resends what was missed). `caught_up` fires after the
-/// first batch, which holds every revocation still relevant. While auth-service is unreachable
+/// catches up from the cursor (the stream resends what was missed). `caught_up` fires once the
+/// stream says the whole backlog has arrived (`caught_up` on a message), which may take several
+/// messages. While auth-service is unreachable
 /// the verifier goes on with what it knows, and a warning says for how long it has been behind.
 pub async fn watch(
     channel: Channel,
@@ -125,6 +126,9 @@ pub async fn watch(
                         message = stream.message() => match message {
                             Ok(Some(batch)) => {
                                 revocations.apply(&batch.revocations);
+                                if !batch.caught_up {
+                                    continue; // more of the backlog follows
+                                }
                                 if let Some(since) = down_since.take() {
                                     tracing::info!(
                                         behind_seconds = since.elapsed().as_secs_f64(),

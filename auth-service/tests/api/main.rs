@@ -9,6 +9,7 @@ mod forgery;
 mod grpcurl;
 mod helpers;
 mod http;
+mod overlap;
 mod replicas;
 mod serving;
 mod sessions;
