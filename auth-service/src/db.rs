@@ -395,7 +395,7 @@ impl Db {
         // An unknown token is answered from a read, without the writer.
         let found = self.family_of(old_hash).await?;
         let Some(FamilyRef { user_id: owner, .. }) = found else {
-            return Ok(Rotation::Invalid);
+            return Ok(Rotation::Unknown);
         };
         let mut tx = self.0.begin_write().await?;
         let user = match lock_user(&mut tx, self.0.for_update(), &owner).await? {

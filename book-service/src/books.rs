@@ -15,6 +15,9 @@ use crate::{
     validate::BookFields,
 };
 
+/// How long a CreateBook `request_id` is remembered (24 h).
+pub const REQUEST_ID_TTL_SECONDS: i64 = 24 * 3600;
+
 /// The etag of a book: its version, opaque to clients.
 pub fn etag(book: &BookRow) -> String {
     format!("v{}", book.version)
@@ -42,6 +45,8 @@ pub struct Books {
     pub clock: Clock,
     /// `total_size` of each filter, kept between pages and forgotten by writes.
     pub total_sizes: Arc<TotalSizes>,
+    /// Most books one owner may have (`--max-books-per-user`).
+    pub max_books_per_user: i64,
 }
 
 impl Books {
@@ -69,7 +74,10 @@ impl Books {
         };
         book.set_fields(fields);
         let request = request_id.map(|id| (id, fingerprint.clone()));
-        let created = self.db.create_book(book, request).await;
+        let created = self
+            .db
+            .create_book(book, request, self.max_books_per_user)
+            .await;
         self.total_sizes.changed(owner_id);
         match created? {
             Created::New(book) => Ok(book),
@@ -87,6 +95,13 @@ impl Books {
                 book.ok_or(Error::NotFound)
             }
         }
+    }
+
+    /// Deletes CreateBook request ids older than [`REQUEST_ID_TTL_SECONDS`]: a retry must come
+    /// within a day to be recognised.
+    pub async fn purge(&self) -> Result<u64> {
+        let before = self.clock.unix_seconds() - REQUEST_ID_TTL_SECONDS;
+        self.db.purge_requests(before).await
     }
 
     /// The book `id` of `owner_id`.

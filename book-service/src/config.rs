@@ -49,6 +49,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("auth_url", "http://127.0.0.1:50051"),
     ("issuer", "bookstore-auth"),
     ("audience", "bookstore"),
+    ("max_books_per_user", "100000"),
 ];
 
 impl Cli {
@@ -87,6 +88,10 @@ pub struct Config {
     /// Required `aud` of access tokens (`--audience`, `BOOK_AUDIENCE`, default bookstore).
     #[arg(long)]
     pub audience: String,
+    /// Most books one user may own; CreateBook beyond is RESOURCE_EXHAUSTED (`QUOTA_EXCEEDED`)
+    /// (`--max-books-per-user`, `BOOK_MAX_BOOKS_PER_USER`, default 100000).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_books_per_user: i64,
     /// Source of "now" for book times; the system clock except in tests.
     #[arg(skip)]
     pub clock: Clock,

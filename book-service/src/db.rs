@@ -145,10 +145,13 @@ impl Db {
 
     /// Stores `book`, and `request` = (request_id, fingerprint) in the same transaction. A
     /// request_id seen before stores nothing and reports what it was used for.
+    /// The owner's book count goes up in the same transaction, unless it is already
+    /// `max_books` ([`Error::QuotaExceeded`], and nothing is stored).
     pub async fn create_book(
         &self,
         book: BookRow,
         request: Option<(String, String)>,
+        max_books: i64,
     ) -> Result<Created> {
         self.0
             .write(Box::new(move |conn| {
@@ -159,14 +162,15 @@ impl Db {
                         // then inserts nothing.
                         let claimed = sqlx::query(
                             "INSERT INTO create_requests
-                                 (owner_id, request_id, book_id, fingerprint)
-                             VALUES ($1, $2, $3, $4)
+                                 (owner_id, request_id, book_id, fingerprint, create_time)
+                             VALUES ($1, $2, $3, $4, $5)
                              ON CONFLICT (owner_id, request_id) DO NOTHING",
                         )
                         .bind(&book.owner_id)
                         .bind(&request_id)
                         .bind(&book.id)
                         .bind(fingerprint)
+                        .bind(book.create_time / 1_000_000)
                         .execute(&mut *conn)
                         .await?
                         .rows_affected();
@@ -182,6 +186,21 @@ impl Db {
                             let book = select_book(conn, &book.owner_id, &book_id, "").await?;
                             return Ok(Created::Replay { fingerprint, book });
                         }
+                    }
+                    // The count's row is locked until the commit (PostgreSQL): concurrent
+                    // creates of one owner cannot both take the last place.
+                    let counted: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO owner_books (owner_id, books) VALUES ($1, 1)
+                         ON CONFLICT (owner_id) DO UPDATE SET books = owner_books.books + 1
+                         WHERE owner_books.books < $2
+                         RETURNING books",
+                    )
+                    .bind(&book.owner_id)
+                    .bind(max_books)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if counted.is_none() {
+                        return Err(Error::QuotaExceeded(max_books));
                     }
                     let insert = sqlx::query(
                         "INSERT INTO books (id, owner_id, title, title_folded, author,
@@ -310,9 +329,30 @@ impl Db {
                     sqlx::query("DELETE FROM books WHERE owner_id = $1 AND id = $2")
                         .bind(&owner_id)
                         .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("UPDATE owner_books SET books = books - 1 WHERE owner_id = $1")
+                        .bind(&owner_id)
                         .execute(conn)
                         .await?;
                     Ok(())
+                })
+            }))
+            .await
+    }
+}
+
+impl Db {
+    /// Deletes CreateBook request ids stored before `before` (Unix seconds); returns how many.
+    pub async fn purge_requests(&self, before: i64) -> Result<u64> {
+        self.0
+            .write(Box::new(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM create_requests WHERE create_time < $1")
+                        .bind(before)
+                        .execute(conn)
+                        .await?;
+                    Ok(done.rows_affected())
                 })
             }))
             .await

@@ -22,6 +22,9 @@ pub enum Error {
     /// The etag does not match the stored book.
     #[error("etag mismatch")]
     EtagMismatch,
+    /// The owner already has `--max-books-per-user` books.
+    #[error("book quota reached")]
+    QuotaExceeded(i64),
     /// owner_id set by a non-admin.
     #[error("admin role required")]
     NotAdmin,
@@ -57,6 +60,12 @@ impl From<Error> for Status {
                 DOMAIN,
                 "ETAG_MISMATCH",
                 "the book changed since you read it (etag mismatch); read it again and retry",
+            ),
+            Error::QuotaExceeded(most) => error::status(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "QUOTA_EXCEEDED",
+                format!("you already have {most} books, the most allowed; delete some first"),
             ),
             Error::NotAdmin => error::status(
                 Code::PermissionDenied,

@@ -117,6 +117,8 @@ impl BookService for Handlers {
         if !owner_id.is_empty() {
             validate::uuid(&owner_id, "owner_id", &mut v);
         }
+        validate::filter_text(&author, "author", &mut v);
+        validate::filter_text(&title_query, "title_query", &mut v);
         let filter = Filter {
             owner_id: optional(owner_id).unwrap_or(caller.sub),
             author: optional(fold(&author)),

@@ -56,9 +56,11 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             page_tokens,
             clock: config.clock.clone(),
             total_sizes: Arc::default(),
+            max_books_per_user: config.max_books_per_user,
         },
     };
 
+    let purge = tokio::spawn(purge_periodically(handlers.books.clone()));
     let health = Health::new(SERVICE_NAMES, ServingStatus::NotServing).await;
     let metrics = Metrics::new();
     let keys = SharedKeys::default();
@@ -115,6 +117,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             tokio::spawn(fetcher.run()),
             tokio::spawn(watcher),
             tokio::spawn(serving),
+            purge,
         ],
         database: Some(database),
         stop: stop_signal().0,
@@ -122,4 +125,16 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         http: axum::Router::new(),
     };
     Ok(App::new(listeners, service))
+}
+
+/// Forgets CreateBook request ids older than a day ([`Books::purge`]), hourly.
+async fn purge_periodically(books: Books) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match books.purge().await {
+            Ok(purged) => tracing::debug!(purged, "purged old CreateBook request ids"),
+            Err(e) => tracing::warn!(error = %e, "purging old CreateBook request ids failed"),
+        }
+    }
 }

@@ -117,6 +117,17 @@ fn required_text(raw: &str, field: &str, v: &mut Violations) -> String {
     text
 }
 
+/// Records a violation when a ListBooks filter (`author`, `title_query`) is longer than a
+/// stored field can be: no book could match it, and a longer one only costs memory and time.
+pub fn filter_text(text: &str, field: &str, v: &mut Violations) {
+    if text.trim().chars().count() > MAX_TEXT_CHARS {
+        v.add(
+            field,
+            format!("must be at most {MAX_TEXT_CHARS} characters"),
+        );
+    }
+}
+
 /// Records a violation unless `id` is a UUID; returns the parsed id.
 pub fn uuid(id: &str, field: &str, v: &mut Violations) -> Option<uuid::Uuid> {
     if id.is_empty() {

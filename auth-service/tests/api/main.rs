@@ -5,6 +5,7 @@ mod accounts;
 mod concurrency;
 mod crash;
 mod defences;
+mod floods;
 mod forgery;
 mod grpcurl;
 mod helpers;

@@ -33,10 +33,20 @@ pub async fn start_auth(dir: &Path, listen: SocketAddr) -> Server {
 
 /// book-service on `dir/books.db`, trusting the auth-service at `auth_addr`.
 pub async fn start_book(dir: &Path, auth_addr: SocketAddr) -> Server {
+    start_book_with(dir, auth_addr, |_| {}).await
+}
+
+/// [`start_book`] with its configuration changed by `configure`.
+pub async fn start_book_with(
+    dir: &Path,
+    auth_addr: SocketAddr,
+    configure: impl FnOnce(&mut book_service::Config),
+) -> Server {
     let mut config = book_service::Config::defaults();
     config.serve.listen = any_port();
     config.serve.database_url = database_url(dir, "books.db");
     config.auth_url = format!("http://{auth_addr}");
+    configure(&mut config);
     let app = book_service::build(config)
         .await
         .expect("build book-service");

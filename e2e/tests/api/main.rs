@@ -8,6 +8,7 @@ mod end_to_end;
 mod forgery;
 mod helpers;
 mod keys;
+mod limits;
 mod paging;
 mod postgres;
 mod replicas;
