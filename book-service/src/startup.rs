@@ -66,7 +66,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
     let revocations = Revocations::default();
-    let auth = client::endpoint(&config.auth_url, &config.auth_tls())?;
+    let auth = client::endpoint_with_flags(&config.auth_url, &config.auth_tls(), "auth-")?;
     let (keys_ready, keys_held) = oneshot::channel();
     let fetcher = KeyFetcher::new(
         auth.clone().timeout(Duration::from_secs(5)).connect_lazy(),

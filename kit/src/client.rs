@@ -52,16 +52,38 @@ impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
     }
 }
 
-/// An endpoint for `url` (`http://host:port`, `https://host:port`, or a bare `host:port`,
-/// which means `http://`). For `https://`, the server certificate must chain to `tls.ca_cert`
-/// (or to the public web roots when none is given), and `tls.client_cert`/`client_key` are
-/// presented when set (mTLS). Add `.timeout(...)` for unary calls; leave it off for streams,
-/// which would otherwise be cut at that timeout.
+/// An endpoint for `url` (`http://host:port`, `https://host:port`, or a bare `host:port`).
+/// For `https://`, the server certificate must chain to `tls.ca_cert` (or to the public web
+/// roots when none is given), and `tls.client_cert`/`client_key` are presented when set
+/// (mTLS). A bare `host:port` means TLS when any TLS option is given (as grpcurl's `-cacert`
+/// does) and plaintext otherwise; a TLS option given with an `http://` URL is an error naming
+/// the flag, never silently ignored. Add `.timeout(...)` for unary calls; leave it off for
+/// streams, which would otherwise be cut at that timeout.
 pub fn endpoint(url: &str, tls: &ClientTls) -> anyhow::Result<Endpoint> {
-    let url = if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
+    endpoint_with_flags(url, tls, "")
+}
+
+/// [`endpoint`] for options whose flags are named `--{flag_prefix}ca-cert` and so on
+/// (book-service's `--auth-ca-cert`), so that an error names the flag the user typed.
+pub fn endpoint_with_flags(
+    url: &str,
+    tls: &ClientTls,
+    flag_prefix: &str,
+) -> anyhow::Result<Endpoint> {
+    let given = [
+        ("ca-cert", tls.ca_cert.is_some()),
+        ("client-cert", tls.client_cert.is_some()),
+        ("client-key", tls.client_key.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(flag, set)| set.then_some(flag));
+    let url = match (url.split_once("://"), given) {
+        (Some(("http", _)), Some(flag)) => anyhow::bail!(
+            "--{flag_prefix}{flag} was given but {url} is plaintext: use https:// or drop --{flag_prefix}{flag}"
+        ),
+        (Some(_), _) => url.to_string(),
+        (None, Some(_)) => format!("https://{url}"),
+        (None, None) => format!("http://{url}"),
     };
     let mut endpoint = Endpoint::from_shared(url.clone())
         .with_context(|| format!("{url} is not a valid URL"))?

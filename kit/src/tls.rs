@@ -232,36 +232,47 @@ mod tests {
 pub struct Acceptor {
     tls: ServerTls,
     current: Arc<RwLock<Arc<ServerConfig>>>,
+    /// The files' modification times as they were read for `current` (taken before reading,
+    /// so a change made while they were read is reloaded).
+    loaded: Vec<Option<SystemTime>>,
 }
 
 impl Acceptor {
     /// Loads `tls` now (failing with the file's name), ready to accept.
     pub fn new(tls: ServerTls) -> Result<Self, TlsError> {
+        let loaded = tls.modified();
         let config = tls.load()?;
         Ok(Acceptor {
             tls,
             current: Arc::new(RwLock::new(config)),
+            loaded,
         })
     }
 
-    /// Rereads the files whenever they change, forever (a task of the application).
+    /// Rereads the files whenever they change, forever (a task of the application). A reload
+    /// that failed (a half-written file, a certificate written before its key) is tried again
+    /// at every check until it succeeds, not only after the files change again; its warning
+    /// is logged once per change.
     pub async fn reload_on_change(self) {
-        let mut seen = self.tls.modified();
+        let mut loaded = self.loaded.clone();
+        let mut warned = None;
         loop {
             tokio::time::sleep(RELOAD_INTERVAL).await;
             let now = self.tls.modified();
-            if now == seen {
+            if now == loaded {
                 continue;
             }
-            seen = now;
             match self.tls.load() {
                 Ok(config) => {
                     *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
                     tracing::info!(cert = %self.tls.cert.display(), "TLS certificate reloaded");
+                    (loaded, warned) = (now, None);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "new TLS files are unusable; keeping the previous certificate")
+                Err(e) if warned.as_ref() != Some(&now) => {
+                    tracing::warn!(error = %e, "new TLS files are unusable; keeping the previous certificate and trying again");
+                    warned = Some(now);
                 }
+                Err(_) => {}
             }
         }
     }

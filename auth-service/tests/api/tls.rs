@@ -134,6 +134,47 @@ async fn certificates_are_reloaded_when_their_files_change() {
         .expect_err("the old certificate is gone");
 }
 
+#[tokio::test]
+async fn a_reload_that_failed_is_retried_without_another_change_of_the_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old_ca = TestCa::new(dir.path(), "old-ca");
+    let live = old_ca.issue(dir.path(), "live");
+    let app = tls_app(&live, None).await;
+    let url = https(&app);
+    let new_ca = TestCa::new(dir.path(), "new-ca");
+    let next = new_ca.issue(dir.path(), "next");
+    // The new key arrives first: with the old certificate it does not match, and the reload
+    // fails (twice: two checks pass).
+    std::fs::rename(&next.key, &live.key).expect("swap key");
+    // (Its own modification time: files made within one clock tick can share one.)
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&live.key)
+        .and_then(|f| f.set_modified(later))
+        .expect("touch the key");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The certificate's content then changes with its modification time left as it was, so
+    // the files look exactly as they did when the reload failed.
+    let old_time = std::fs::metadata(&live.cert)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::copy(&next.cert, &live.cert).expect("write the new certificate");
+    std::fs::File::options()
+        .write(true)
+        .open(&live.cert)
+        .and_then(|f| f.set_modified(old_time))
+        .expect("keep the modification time");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !healthcheck(&url, &trusting(&new_ca, None))
+        .await
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "never retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn a_missing_or_mismatched_certificate_stops_the_binary_with_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("dir");
@@ -165,4 +206,33 @@ fn a_missing_or_mismatched_certificate_stops_the_binary_with_one_line_naming_it(
     let stderr = run(&one.cert, &two.key);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("does not match"), "{stderr}");
+}
+
+#[tokio::test]
+async fn tls_options_make_a_bare_address_tls_and_are_an_error_with_an_http_url() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = TestCa::new(dir.path(), "ca");
+    let app = tls_app(&ca.issue(dir.path(), "server"), None).await;
+    let port = app.addr.port();
+    // `healthcheck --addr localhost:PORT --ca-cert ca.pem` speaks TLS, as grpcurl -cacert does.
+    assert!(
+        healthcheck(&format!("localhost:{port}"), &trusting(&ca, None))
+            .await
+            .expect("a bare address with a CA means TLS")
+    );
+    // With http:// the option would be ignored: refused, naming the flag, before connecting.
+    let refused = healthcheck(&format!("http://localhost:{port}"), &trusting(&ca, None))
+        .await
+        .expect_err("a CA with an http:// URL");
+    assert!(format!("{refused:#}").contains("--ca-cert"), "{refused:#}");
+    // The binary's healthcheck exits 1 with that one line.
+    let out = Command::new(binary())
+        .args(["healthcheck", "--addr", &format!("http://localhost:{port}")])
+        .arg("--ca-cert")
+        .arg(&ca.ca)
+        .output()
+        .expect("run healthcheck");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ca-cert"), "{stderr}");
 }

@@ -120,3 +120,20 @@ async fn book_service_without_its_client_certificate_never_gets_keys() {
         Some(tonic_health::pb::health_check_response::ServingStatus::NotServing)
     );
 }
+
+#[test]
+fn book_service_refuses_to_start_with_an_auth_ca_and_a_plaintext_auth_url() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = TestCa::new(dir.path(), "ca");
+    let out = std::process::Command::new(bookstore_testkit::workspace_binary("book-service"))
+        .args(["--listen", "127.0.0.1:0", "--database-url"])
+        .arg(database_url(dir.path(), "books.db"))
+        .args(["--auth-url", "http://127.0.0.1:1", "--auth-ca-cert"])
+        .arg(&ca.ca)
+        .output()
+        .expect("run book-service");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--auth-ca-cert"), "{stderr}");
+}
