@@ -103,6 +103,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("access_token_ttl", "15m"),
     ("refresh_token_ttl", "30d"),
     ("register_limit", "100"),
+    ("max_connections", "10000"),
 ];
 
 impl Cli {

@@ -50,6 +50,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("issuer", "bookstore-auth"),
     ("audience", "bookstore"),
     ("max_books_per_user", "100000"),
+    ("max_connections", "10000"),
 ];
 
 impl Cli {

@@ -13,12 +13,20 @@
 use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
+use tokio::net::TcpStream;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 use crate::{
-    config::ServeConfig, health::Health, metrics::Metrics, server, storage::Database, tls::Acceptor,
+    config::ServeConfig,
+    connections::{self, Gate, GatedListener, Guarded},
+    health::Health,
+    metrics::Metrics,
+    server,
+    storage::Database,
+    tls::Acceptor,
 };
 
 /// Tells long-lived calls (server streams) that the server is shutting down, so they end by
@@ -83,6 +91,8 @@ pub struct Listeners {
     tls: Option<Acceptor>,
     /// The HTTP side door's listener, when `--http-listen` is set.
     http: Option<TcpListener>,
+    /// `--max-connections`, across both listeners.
+    max_connections: u32,
 }
 
 impl Listeners {
@@ -90,6 +100,9 @@ impl Listeners {
     /// `config` names a certificate: the files are read now, so a missing or mismatched file
     /// fails here with its name.
     pub async fn bind(config: &ServeConfig) -> anyhow::Result<Listeners> {
+        if let Some((before, after)) = connections::raise_open_file_limit() {
+            tracing::debug!(before, after, "open-file soft limit");
+        }
         let tls = config.tls().map(Acceptor::new).transpose().context("TLS")?;
         let listen = config.listen;
         let listener = TcpListener::bind(listen)
@@ -107,6 +120,7 @@ impl Listeners {
             listener,
             tls,
             http,
+            max_connections: config.max_connections,
         })
     }
 }
@@ -151,6 +165,7 @@ impl App {
                     listener,
                     tls,
                     http,
+                    max_connections,
                 },
             service,
         } = self;
@@ -183,10 +198,23 @@ impl App {
                     .set(i64::from(open) - idle);
             }
         });
+        let refused = metrics.counter(
+            "bookstore_connections_refused_total",
+            "Connections closed at once because --max-connections were already open.",
+            &[],
+        );
+        let gate = Gate::new(
+            max_connections as usize,
+            refused.with_label_values(&[] as &[&str]),
+        );
         if let Some(http) = http {
             let router = crate::http::router(metrics.clone(), health.clone(), http_routes);
+            let http = GatedListener {
+                listener: http,
+                gate: gate.clone(),
+            };
             let mut stopping = Stopping(stop.0.subscribe());
-            tracing::info!(addr = %http.local_addr()?, "{name} HTTP side door listening");
+            tracing::info!(addr = %http.listener.local_addr()?, "{name} HTTP side door listening");
             tasks.push(tokio::spawn(async move {
                 let served = axum::serve(http, router)
                     .with_graceful_shutdown(async move { stopping.wait().await })
@@ -221,17 +249,13 @@ impl App {
         >;
         let server: Serving<'_> = match &tls {
             Some(acceptor) => Box::pin(router.serve_with_incoming_shutdown(
-                acceptor.incoming(listener, server::TCP_KEEPALIVE),
+                acceptor.incoming(listener, server::TCP_KEEPALIVE, gate),
                 signal,
             )),
-            None => Box::pin(
-                router.serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener)
-                        .with_nodelay(Some(true))
-                        .with_keepalive(Some(server::TCP_KEEPALIVE)),
-                    signal,
-                ),
-            ),
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                plaintext_incoming(listener, server::TCP_KEEPALIVE, gate),
+                signal,
+            )),
         };
 
         // Bound the drain: once the signal has fired, in-flight calls get DRAIN_TIMEOUT.
@@ -254,4 +278,39 @@ impl App {
         }
         served.with_context(|| format!("serving on {addr} failed"))
     }
+}
+
+/// Plaintext connections accepted on `listener`: no delay, TCP keepalive, each under the
+/// connection cap and the first-request deadline ([`connections`]).
+fn plaintext_incoming(
+    listener: TcpListener,
+    keepalive: std::time::Duration,
+    gate: Gate,
+) -> ReceiverStream<std::io::Result<Guarded<TcpStream>>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = sender.closed() => return,
+            };
+            let Some(place) = gate.place() else {
+                continue; // dropped: closed at once
+            };
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(&tcp)
+                .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
+            if sender.send(Ok(place.guard(tcp))).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
 }

@@ -40,6 +40,12 @@ pub struct ServeConfig {
     /// (`--tls-client-ca`, `<PREFIX>_TLS_CLIENT_CA`; needs `--tls-cert`).
     #[arg(long, requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Most connections open at once, gRPC and HTTP side door together; past that a new
+    /// connection is closed at once (`--max-connections`, `<PREFIX>_MAX_CONNECTIONS`, default
+    /// 10000). Each is a file descriptor: the open-file soft limit is raised to the hard limit
+    /// at start.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl ServeConfig {

@@ -6,6 +6,7 @@
 //!   `run_until_stopped(shutdown)`; one lifecycle for `main`, `bookstore up` and tests.
 //! - [`server`]: the tonic server's limits, reflection, the per-call log line, the shutdown
 //!   signal and the `healthcheck` client.
+//! - [`connections`]: the connection cap, the first-request deadline, the open-file limit.
 //! - [`health`]: grpc.health.v1 statuses of a service, set in one place.
 //! - [`auth`]: the tonic interceptor that verifies bearer tokens (with
 //!   `bookstore_contract::token`) before a request body is decoded, with a verified-token cache.
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod group_commit;
 pub mod health;
 pub mod http;

@@ -29,6 +29,8 @@ use tokio_rustls::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::connections::{Gate, Guarded};
+
 /// How often the certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -284,7 +286,8 @@ impl Acceptor {
         &self,
         listener: TcpListener,
         keepalive: Duration,
-    ) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+        gate: Gate,
+    ) -> ReceiverStream<io::Result<Guarded<TlsStream<TcpStream>>>> {
         let (sender, receiver) = mpsc::channel(64);
         let current = self.current.clone();
         tokio::spawn(async move {
@@ -300,6 +303,10 @@ impl Acceptor {
                     },
                     () = sender.closed() => return,
                 };
+                // The place is taken before the handshake: a handshake holds a descriptor too.
+                let Some(place) = gate.place() else {
+                    continue; // dropped: closed at once
+                };
                 let _ = tcp.set_nodelay(true);
                 let _ = socket2::SockRef::from(&tcp)
                     .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
@@ -309,7 +316,7 @@ impl Acceptor {
                     let handshake = TlsAcceptor::from(config).accept(tcp);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(stream)) => {
-                            let _ = sender.send(Ok(stream)).await;
+                            let _ = sender.send(Ok(place.guard(stream))).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

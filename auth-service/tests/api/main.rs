@@ -3,6 +3,7 @@
 
 mod accounts;
 mod concurrency;
+mod connections;
 mod crash;
 mod defences;
 mod floods;
