@@ -8,23 +8,81 @@
 //! timer whatever the traffic. The price: a line reaches the sink up to [`FLUSH_EVERY`] late,
 //! and a process killed with SIGKILL loses at most that much; on a normal exit (the
 //! [`Flusher`] dropped) everything is written, unless the sink takes more than a second.
+//!
+//! When the sink cannot keep up (a flood of calls), ordinary lines past [`MAX_PENDING`] bytes
+//! are dropped rather than slowing calls or growing memory. Security events (a line with an
+//! `event` field: `login_failed`, `refresh_reuse`, `password_changed`, ...) and warnings are
+//! not: they have a reserve of their own ([`MAX_PENDING_PRIORITY`]) that ordinary lines cannot
+//! use up. Dropped lines are counted (`bookstore_log_lines_dropped_total`) and reported by a
+//! line in the log at most once a second.
 
 use std::{
     io::Write,
-    sync::{mpsc, Arc, Mutex},
-    time::Duration,
+    sync::{mpsc, Arc, LazyLock, Mutex},
+    time::{Duration, Instant},
 };
+
+use prometheus::IntCounter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
 
 /// How often gathered lines are written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// Bytes held at most between two writes: past it, lines are dropped (and counted) rather than
-/// slowing calls or growing memory when the sink is stuck.
-const MAX_PENDING: usize = 8 * 1024 * 1024;
+/// Bytes held at most between two writes (every 50 ms: 40 MB/s of log before any is dropped):
+/// past it, lines are dropped (and counted) rather than slowing calls or growing memory when
+/// the sink is stuck.
+const MAX_PENDING: usize = 2 * 1024 * 1024;
+/// Further bytes held for security events and warnings only.
+const MAX_PENDING_PRIORITY: usize = 8 * 1024 * 1024;
+/// Least time between two "lines dropped" reports in the log.
+const REPORT_DROPS_EVERY: Duration = Duration::from_secs(1);
 
-/// The writer handed to `tracing_subscriber::fmt` (cheap to clone).
+/// `bookstore_log_lines_dropped_total`: one process-wide count (the log is process-wide),
+/// registered by every service's [`crate::metrics::Metrics`].
+pub static LINES_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new(
+        "bookstore_log_lines_dropped_total",
+        "Log lines dropped because the log output could not keep up (security events are kept).",
+    )
+    .expect("a valid metric")
+});
+
+/// The writer handed to `tracing_subscriber::fmt` (cheap to clone): it makes one [`Line`]
+/// writer per event, which knows whether the event has priority.
 #[derive(Debug, Clone)]
 pub struct LogWriter {
     shared: Arc<Shared>,
+}
+
+/// Writes one event's line.
+#[derive(Debug)]
+pub struct Line {
+    shared: Arc<Shared>,
+    /// A security event or a warning: kept when ordinary lines are dropped.
+    priority: bool,
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        self.line(false)
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
+        let priority = matches!(*meta.level(), Level::WARN | Level::ERROR)
+            || meta.fields().field("event").is_some();
+        self.line(priority)
+    }
+}
+
+impl LogWriter {
+    fn line(&self, priority: bool) -> Line {
+        Line {
+            shared: self.shared.clone(),
+            priority,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,12 +128,13 @@ pub fn log_writer<W: Write + Send + 'static>(mut sink: W) -> (LogWriter, Flusher
             // Dropped when this thread ends, which is what the Flusher waits for.
             let _ending = ending;
             let mut spare = Vec::new();
+            let mut drops = Drops::default();
             loop {
                 let stopping = !matches!(
                     stopped.recv_timeout(FLUSH_EVERY),
                     Err(mpsc::RecvTimeoutError::Timeout)
                 );
-                drain(&gathered, &mut sink, &mut spare);
+                drain(&gathered, &mut sink, &mut spare, &mut drops, stopping);
                 if stopping {
                     break;
                 }
@@ -89,10 +148,24 @@ pub fn log_writer<W: Write + Send + 'static>(mut sink: W) -> (LogWriter, Flusher
     (LogWriter { shared }, flusher)
 }
 
-/// Writes the gathered lines (and how many were dropped) to `sink`; `spare` is the empty buffer
-/// swapped in, so both keep their capacity.
-fn drain(shared: &Shared, sink: &mut impl Write, spare: &mut Vec<u8>) {
-    let dropped = {
+/// Drops not yet reported in the log, and when the last report was.
+#[derive(Debug, Default)]
+struct Drops {
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+/// Writes the gathered lines to `sink`, and how many were dropped when a report is due (at
+/// most once a second, and always at the end); `spare` is the empty buffer swapped in, so
+/// both keep their capacity.
+fn drain(
+    shared: &Shared,
+    sink: &mut impl Write,
+    spare: &mut Vec<u8>,
+    drops: &mut Drops,
+    ending: bool,
+) {
+    drops.unreported += {
         let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::swap(&mut pending.bytes, spare);
         std::mem::take(&mut pending.dropped)
@@ -101,21 +174,34 @@ fn drain(shared: &Shared, sink: &mut impl Write, spare: &mut Vec<u8>) {
         let _ = sink.write_all(spare);
         spare.clear();
     }
-    if dropped > 0 {
-        let _ = writeln!(sink, "log: {dropped} lines dropped (output too slow)");
+    let due = drops
+        .last_report
+        .is_none_or(|last| last.elapsed() >= REPORT_DROPS_EVERY);
+    if drops.unreported > 0 && (due || ending) {
+        let dropped = std::mem::take(&mut drops.unreported);
+        let _ = writeln!(
+            sink,
+            "log: {dropped} lines dropped (output too slow; security events kept)"
+        );
+        drops.last_report = Some(Instant::now());
     }
     let _ = sink.flush();
 }
 
-impl Write for LogWriter {
+impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut pending = self
             .shared
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if pending.bytes.len() + buf.len() > MAX_PENDING {
+        let room = match self.priority {
+            true => MAX_PENDING + MAX_PENDING_PRIORITY,
+            false => MAX_PENDING,
+        };
+        if pending.bytes.len() + buf.len() > room {
             pending.dropped += 1;
+            LINES_DROPPED.inc();
         } else {
             pending.bytes.extend_from_slice(buf);
         }
@@ -148,7 +234,8 @@ mod tests {
     #[test]
     fn lines_reach_the_sink_in_order_within_the_interval_and_all_of_them_on_drop() {
         let sink = Captured::default();
-        let (mut writer, flusher) = log_writer(sink.clone());
+        let (writer, flusher) = log_writer(sink.clone());
+        let mut writer = writer.line(false);
         writer.write_all(b"one\n").expect("write");
         let deadline = std::time::Instant::now() + 20 * FLUSH_EVERY;
         while sink.0.lock().expect("lock").is_empty() {
@@ -184,7 +271,8 @@ mod tests {
 
     #[test]
     fn a_sink_that_never_takes_the_last_lines_delays_exit_by_at_most_a_second() {
-        let (mut writer, flusher) = log_writer(Stuck);
+        let (writer, flusher) = log_writer(Stuck);
+        let mut writer = writer.line(false);
         writeln!(writer, "never written").expect("write");
         let started = std::time::Instant::now();
         drop(flusher);
@@ -194,21 +282,55 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_lines_are_dropped_and_counted_not_held() {
-        let mut writer = LogWriter {
+    fn past_the_bound_ordinary_lines_are_dropped_and_counted_but_security_events_are_kept() {
+        let writer = LogWriter {
             shared: Arc::default(),
         };
+        let (mut ordinary, mut security) = (writer.line(false), writer.line(true));
         let line = vec![b'x'; 1024 * 1024];
+        let before = LINES_DROPPED.get();
         for _ in 0..20 {
             assert_eq!(
-                writer.write(&line).expect("write"),
+                ordinary.write(&line).expect("write"),
                 line.len(),
                 "never an error"
             );
         }
+        security.write_all(b"event=login_failed\n").expect("write");
+        let kept = MAX_PENDING / line.len();
+        assert_eq!(LINES_DROPPED.get() - before, (20 - kept) as u64);
         let mut sink = Vec::new();
-        drain(&writer.shared, &mut sink, &mut Vec::new());
-        assert!(sink.ends_with(b"log: 12 lines dropped (output too slow)\n"));
-        assert_eq!(sink.iter().filter(|&&b| b == b'x').count(), 8 * line.len());
+        let mut drops = Drops::default();
+        drain(
+            &writer.shared,
+            &mut sink,
+            &mut Vec::new(),
+            &mut drops,
+            false,
+        );
+        let report = format!(
+            "event=login_failed\nlog: {} lines dropped (output too slow; security events kept)\n",
+            20 - kept
+        );
+        assert!(sink.ends_with(report.as_bytes()));
+        assert_eq!(
+            sink.iter().filter(|&&b| b == b'x').count(),
+            kept * line.len()
+        );
+        // Drops are reported at most once a second.
+        ordinary
+            .write_all(&vec![b'y'; MAX_PENDING + 1])
+            .expect("write");
+        let mut sink = Vec::new();
+        drain(
+            &writer.shared,
+            &mut sink,
+            &mut Vec::new(),
+            &mut drops,
+            false,
+        );
+        assert!(sink.is_empty(), "reported again within the second");
+        drain(&writer.shared, &mut sink, &mut Vec::new(), &mut drops, true);
+        assert!(sink.ends_with(b"log: 1 lines dropped (output too slow; security events kept)\n"));
     }
 }

@@ -195,6 +195,7 @@ impl Metrics {
             grpc: Arc::new(grpc),
             samplers: Arc::default(),
         };
+        metrics.register(crate::log_writer::LINES_DROPPED.clone());
         metrics.register(metrics.grpc.started.clone());
         metrics.register(metrics.grpc.handled.clone());
         metrics.register(metrics.grpc.seconds.clone());

@@ -223,7 +223,7 @@ where
         // One server span per call, named and attributed as OpenTelemetry's RPC conventions
         // say; an incoming W3C `traceparent` makes it a child of the caller's span. Of its
         // fields only `trace_id` shows in text log lines ([`crate::telemetry`]).
-        let path = uri.path();
+        let path = loggable_path(uri.path());
         let span = tracing::info_span!(
             "call",
             trace_id = tracing::field::Empty,
@@ -266,7 +266,7 @@ where
     let result = future.await;
     // Whole microseconds: a shorter line than all the digits of an f64.
     let latency_ms = start.elapsed().as_micros() as f64 / 1000.0;
-    let method = uri.path();
+    let method = loggable_path(uri.path());
     let user_id = user.0.get().map(tracing::field::display);
     match result {
         Ok(response) => {
@@ -291,6 +291,22 @@ where
             Err(e)
         }
     }
+}
+
+/// Longest method path a log line or span carries: the path is the client's to choose, and an
+/// unknown method's is logged as its first bytes only.
+pub const MAX_LOGGED_PATH_BYTES: usize = 128;
+
+/// `path` cut to [`MAX_LOGGED_PATH_BYTES`] (at a character boundary).
+pub fn loggable_path(path: &str) -> &str {
+    if path.len() <= MAX_LOGGED_PATH_BYTES {
+        return path;
+    }
+    let mut end = MAX_LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 /// The caller's user id, for the call's log line: [`CallLog`] puts an empty one into each

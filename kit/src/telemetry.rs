@@ -67,7 +67,7 @@ where
         && std::env::var_os("NO_COLOR").is_none();
     let (writer, log_writer) = crate::log_writer::log_writer(sink);
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(move || writer.clone())
+        .with_writer(writer)
         .with_ansi(colour);
     // The log level filters the log lines only: spans are exported at `info` whatever
     // `RUST_LOG` says, so quieter logs never cost traces.

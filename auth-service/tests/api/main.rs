@@ -11,6 +11,7 @@ mod forgery;
 mod grpcurl;
 mod helpers;
 mod http;
+mod log_flood;
 mod overlap;
 mod replicas;
 mod serving;
