@@ -167,10 +167,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
-        if this.deadline.is_some() && matches!(read, Poll::Ready(Ok(()))) {
-            if this.head.feed(&buf.filled()[before..]) {
-                this.deadline = None;
-            }
+        if this.deadline.is_some()
+            && matches!(read, Poll::Ready(Ok(())))
+            && this.head.feed(&buf.filled()[before..])
+        {
+            this.deadline = None;
         }
         read
     }
