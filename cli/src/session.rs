@@ -96,10 +96,19 @@ pub fn require() -> anyhow::Result<Session> {
 }
 
 /// A valid access token: the stored one, or a fresh one from RefreshToken when it has expired
-/// (the new tokens are stored).
+/// (the new tokens are stored). Commands run at the same moment share one session file, and a
+/// refresh token can be spent once: so the refresh happens under an exclusive lock on
+/// `session.lock` beside the file, and a command that waited for the lock first rereads the
+/// session, finds the token another command just refreshed, and uses it. Without the lock the
+/// second command would present the spent token, and reuse detection would end the session.
 pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
+    let session = require()?;
+    if fresh(&session) {
+        return Ok(session.access_token);
+    }
+    let lock = tokio::task::spawn_blocking(lock).await??;
     let mut session = require()?;
-    if session.access_expires_at - EXPIRY_MARGIN > unix_now() {
+    if fresh(&session) {
         return Ok(session.access_token);
     }
     let refreshed = client::auth(urls)
@@ -123,5 +132,28 @@ pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
     session.access_expires_at = unix_now() + refreshed.expires_in;
     session.refresh_token = refreshed.refresh_token;
     save(&session)?;
+    drop(lock);
     Ok(session.access_token)
+}
+
+/// Whether `session`'s access token has long enough to live to be used as it is.
+fn fresh(session: &Session) -> bool {
+    session.access_expires_at - EXPIRY_MARGIN > unix_now()
+}
+
+/// Waits for the exclusive lock on `session.lock` (created 0600 beside the session); it is
+/// released when the returned file is closed, also if the command dies.
+fn lock() -> anyhow::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path()?.with_file_name("session.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
