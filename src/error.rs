@@ -38,6 +38,23 @@ pub fn status(code: Code, domain: &str, reason: &str, message: impl Into<String>
     )
 }
 
+/// A status with an `ErrorInfo` detail carrying `metadata` (key, value pairs).
+pub fn status_with_metadata(
+    code: Code,
+    domain: &str,
+    reason: &str,
+    message: impl Into<String>,
+    metadata: &[(&str, &str)],
+) -> Status {
+    let metadata: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, domain, metadata);
+    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE_BYTES), details)
+}
+
 /// RESOURCE_EXHAUSTED with a `RetryInfo` telling the client when to try again.
 pub fn throttled(domain: &str, reason: &str, message: &str, retry_after: Duration) -> Status {
     let mut details = info(domain, reason);

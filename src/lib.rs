@@ -6,12 +6,14 @@
 //!   [`FILE_DESCRIPTOR_SET`], which server reflection serves.
 //! - [`token`]: access-token claims, the public key set and the one token verifier
 //!   (EdDSA only, strict header and claim checks), plus the signer auth-service uses.
+//! - [`scope`]: the scopes a token may carry, what each RPC needs, and the refusal.
 //! - [`error`]: the error vocabulary: `tonic::Status` builders with google.rpc rich details, so
 //!   every error of both services has the same shape.
 //!
 //! The CLI and the generated-client tests depend on this crate alone for the wire types.
 
 pub mod error;
+pub mod scope;
 pub mod token;
 
 /// Generated protobuf bindings (messages, clients and servers).

@@ -34,9 +34,10 @@ pub struct Claims {
     pub iss: String,
     /// Audience: must equal the verifier's configured audience.
     pub aud: String,
-    /// Subject: the user's id (UUID).
+    /// Subject: the user's id (UUID), or the service client's id.
     pub sub: String,
-    /// The user's name at the time the token was issued.
+    /// The user's name at the time the token was issued (absent on a service client's token).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub username: String,
     /// Whether the user was an admin when the token was issued.
     pub admin: bool,
@@ -53,6 +54,24 @@ pub struct Claims {
     /// sessions were named (they can still be revoked per user).
     #[serde(default)]
     pub sid: String,
+    /// What the token may do: space-separated scopes ([`crate::scope`]). Tokens made before
+    /// scopes existed have none and get their user's default ([`Claims::scopes`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// Set on a service client's token (its id, as `sub` is); absent on a user's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Claims {
+    /// The scopes this token holds: its `scope` claim, or for a token made before scopes
+    /// existed (no claim) what its user's token would hold now.
+    pub fn scopes(&self) -> crate::scope::Scopes {
+        if self.scope.is_empty() && self.client_id.is_none() {
+            return crate::scope::Scopes::for_user(self.admin);
+        }
+        crate::scope::Scopes::parse_lenient(&self.scope)
+    }
 }
 
 /// Why a token was refused. Every variant becomes UNAUTHENTICATED; the variant is logged and

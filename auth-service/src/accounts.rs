@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bookstore_contract::token::LEEWAY_SECONDS;
 use tokio::sync::Notify;
 
-use bookstore_contract::error::Violations;
+use bookstore_contract::{error::Violations, scope::Scopes};
 use bookstore_kit::{
     clock::Clock,
     paging::{Cursor, PageRequest, PageTokens},
@@ -169,20 +169,35 @@ impl Accounts {
         password: String,
         client: &ClientAddr,
     ) -> Result<bool> {
-        let keys = throttle::password_keys(username, client);
+        let known = stored.is_some();
+        let key = client.throttle_key();
+        let verify = self.hasher.verify(&key, password, stored);
+        let matches = self.check_throttled(username, client, verify).await?;
+        if !matches {
+            tracing::warn!(event = "login_failed", username, known_user = known, %client, "wrong password");
+        }
+        Ok(matches)
+    }
+
+    /// Runs `verify` (a password or client-secret check) for the account `subject` from
+    /// `client`, after reserving the attempt with every throttle layer (Login's), and records
+    /// its outcome there.
+    pub(crate) async fn check_throttled(
+        &self,
+        subject: &str,
+        client: &ClientAddr,
+        verify: impl std::future::Future<Output = Result<bool>>,
+    ) -> Result<bool> {
+        let keys = throttle::password_keys(subject, client);
         let admitted = throttle::admit(&self.db, keys, &self.limits, &self.clock, &self.finished);
         let admission = match admitted.await {
             Err(e @ Error::Throttled(_)) => {
-                tracing::warn!(event = "login_throttled", username, %client, "attempt refused by the throttle");
+                tracing::warn!(event = "login_throttled", username = subject, %client, "attempt refused by the throttle");
                 return Err(e);
             }
             other => other?,
         };
-        let known = stored.is_some();
-        let checked = self
-            .hasher
-            .verify(&client.throttle_key(), password, stored)
-            .await;
+        let checked = verify.await;
         // A check that failed to run (an internal error) counts as a failure: it was admitted.
         let matches = *checked.as_ref().unwrap_or(&false);
         admission
@@ -195,9 +210,6 @@ impl Accounts {
             )
             .await?;
         checked?;
-        if !matches {
-            tracing::warn!(event = "login_failed", username, known_user = known, %client, "wrong password");
-        }
         Ok(matches)
     }
 
@@ -207,9 +219,10 @@ impl Accounts {
         &self,
         username: &str,
         password: String,
+        scopes: &[String],
         client: &ClientAddr,
     ) -> Result<(UserRow, TokenPair)> {
-        let result = self.login_checked(username, password, client).await;
+        let result = self.login_checked(username, password, scopes, client).await;
         let outcome = match &result {
             Ok(_) => "success",
             Err(Error::Throttled(_)) => "throttled",
@@ -223,6 +236,7 @@ impl Accounts {
         &self,
         username: &str,
         password: String,
+        scopes: &[String],
         client: &ClientAddr,
     ) -> Result<(UserRow, TokenPair)> {
         if !could_exist(username) || username.is_empty() {
@@ -242,6 +256,8 @@ impl Accounts {
             tracing::warn!(event = "login_disabled", username, %client, "right password for a disabled account");
             return Err(Error::AccountDisabled);
         }
+        // After the password: whether an account is an admin is not told to a guesser.
+        let scopes = narrow(Scopes::for_user(user.admin), scopes)?;
         let (refresh_token, hash) = tokens::new_refresh_token();
         let expire_time = now + self.refresh_ttl;
         let family = uuid::Uuid::new_v4().to_string();
@@ -261,7 +277,7 @@ impl Accounts {
                 return Err(Error::BadCredentials);
             }
         }
-        let pair = self.pair(&user, &family, refresh_token, expire_time, now);
+        let pair = self.pair(&user, &family, scopes, refresh_token, expire_time, now);
         Ok((user, pair))
     }
 
@@ -270,9 +286,12 @@ impl Accounts {
     /// Spends `refresh_token` and issues its successor with a fresh access token. A spent
     /// token revokes its family. A token that does not exist counts as a failure against the
     /// client address (the Login throttle's address layer), which refuses more once locked.
+    /// With `scopes`, the access token holds only those (checked against the account before
+    /// the token is spent, so a refused request keeps its refresh token).
     pub async fn refresh(
         &self,
         refresh_token: &str,
+        scopes: &[String],
         client: &ClientAddr,
     ) -> Result<(UserRow, TokenPair)> {
         let revoking = self.revoking();
@@ -280,6 +299,11 @@ impl Accounts {
         throttle::check_address(&self.db, client, now).await?;
         let (next, next_hash) = tokens::new_refresh_token();
         let old_hash = tokens::hash_refresh_token(refresh_token);
+        if !scopes.is_empty() {
+            if let Some(owner) = self.db.refresh_token_owner(&old_hash).await? {
+                narrow(Scopes::for_user(owner.admin), scopes)?;
+            }
+        }
         match self
             .db
             .rotate_refresh_token(&old_hash, &next_hash, revoking)
@@ -291,8 +315,11 @@ impl Accounts {
                 expire_time,
             } => {
                 // `now` was taken before the rotation locked the user: a revocation that
-                // locks it after us covers this access token's `iat`.
-                let pair = self.pair(&user, &family_id, next, expire_time, now);
+                // locks it after us covers this access token's `iat`. (Demoted meanwhile: the
+                // scopes asked for that the account still holds.)
+                let granted = Scopes::for_user(user.admin);
+                let scopes = narrow(granted, scopes).unwrap_or(granted);
+                let pair = self.pair(&user, &family_id, scopes, next, expire_time, now);
                 Ok((user, pair))
             }
             Rotation::Reused { user_id } => {
@@ -421,16 +448,36 @@ impl Accounts {
         &self,
         user: &UserRow,
         sid: &str,
+        scopes: Scopes,
         refresh_token: String,
         refresh_expire: i64,
         now: i64,
     ) -> TokenPair {
-        let (access_token, expires_in) = self.issuer.access_token(user, sid, &self.keys, now);
+        let (access_token, expires_in) =
+            self.issuer.access_token(user, sid, scopes, &self.keys, now);
         TokenPair {
             access_token,
             expires_in,
             refresh_token,
             refresh_expires_in: refresh_expire - now,
+            scopes,
         }
     }
+
+    /// When a revocation made now stops mattering (for the service-client module).
+    pub(crate) fn revoking_now(&self) -> Revoking {
+        self.revoking()
+    }
+}
+
+/// `requested` scopes within `granted` (all of `granted` when none is requested), or
+/// INVALID_ARGUMENT on `scopes` naming the first that is unknown or not granted.
+pub fn narrow(granted: Scopes, requested: &[String]) -> Result<Scopes> {
+    granted
+        .narrow(requested.iter().map(String::as_str))
+        .map_err(|problem| {
+            let mut violations = Violations::default();
+            violations.add("scopes", problem);
+            Error::Invalid(violations)
+        })
 }

@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use crate::{
     accounts::{check_new_account, normalize_username, Accounts},
     config::Config,
-    db::UserRow,
+    db::{ClientRow, UserRow},
     error::{Error, Result},
     keys, startup,
 };
@@ -87,6 +87,80 @@ impl Admin {
     /// service does this every ten minutes); returns how many of each.
     pub async fn purge(&self) -> Result<(u64, u64)> {
         self.accounts.purge().await
+    }
+
+    /// Registers a service client holding `scopes` (space-separated); returns it and its
+    /// secret (given, or made: shown only now).
+    pub async fn create_client(
+        &self,
+        name: &str,
+        scopes: &str,
+        secret: Option<String>,
+    ) -> Result<(ClientRow, String)> {
+        let scopes = crate::clients::parse_scopes(scopes)?;
+        self.accounts.create_client(name, scopes, secret).await
+    }
+
+    /// Every service client, by name.
+    pub async fn list_clients(&self) -> Result<Vec<ClientRow>> {
+        self.accounts.list_clients().await
+    }
+
+    /// Deletes a service client, revoking its tokens.
+    pub async fn delete_client(&self, name: &str) -> Result<()> {
+        self.accounts.delete_client(name).await
+    }
+
+    /// Gives a service client a new secret; the old one works for `grace` more.
+    pub async fn rotate_client_secret(
+        &self,
+        name: &str,
+        grace: std::time::Duration,
+        secret: Option<String>,
+    ) -> Result<(ClientRow, String)> {
+        self.accounts
+            .rotate_client_secret(name, grace, secret)
+            .await
+    }
+
+    /// Makes sure the client `name` exists with `scopes` and that `secret_file` holds its
+    /// current secret: creates the client with a fresh secret, or gives it a new one (the old
+    /// one revoked at once) when the file is missing or holds another; then writes the file
+    /// (0600). Does nothing when both already agree. For provisioning (`bookstore up`, the
+    /// compose files' one-shot `clients ensure`, tests): the secret goes to a file, never to
+    /// stdout.
+    pub async fn ensure_client(
+        &self,
+        name: &str,
+        scopes: &str,
+        secret_file: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let held = std::fs::read_to_string(secret_file)
+            .ok()
+            .and_then(|text| text.lines().next().map(|l| l.trim().to_string()))
+            .filter(|secret| !secret.is_empty());
+        let existing = self.accounts.db.client(name).await?;
+        let secret = match (&existing, held) {
+            (Some(client), Some(held)) if crate::clients::holds_secret(client, &held) => {
+                return Ok(());
+            }
+            (Some(_), _) => {
+                self.rotate_client_secret(name, std::time::Duration::ZERO, None)
+                    .await?
+                    .1
+            }
+            (None, _) => self.create_client(name, scopes, None).await?.1,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(secret_file)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", secret_file.display()))?;
+        std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+        Ok(())
     }
 
     /// Closes the database.

@@ -42,6 +42,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage service clients (machine identities that call IssueClientToken).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
     /// Exit 0 when the service at --addr reports SERVING on grpc.health.v1, 1 otherwise.
     Healthcheck {
         /// host:port of the service, or an `https://` URL for a TLS listener.
@@ -79,6 +84,56 @@ pub enum AdminAction {
     Enable {
         /// Username to enable.
         username: String,
+    },
+}
+
+/// `clients` subcommands. Secrets are printed once and stored only as a hash.
+#[derive(Debug, Subcommand)]
+pub enum ClientsAction {
+    /// Register a client; prints `client_id: ID` and `client_secret: SECRET` (shown only now).
+    Create {
+        /// Its name (3-64 characters of a-z, 0-9, '_', '.', '-'); IssueClientToken accepts it
+        /// in place of the id.
+        name: String,
+        /// The scopes it may hold, space-separated: books:read books:write books:admin
+        /// users:read revocations:watch.
+        #[arg(long, required = true)]
+        scopes: String,
+        /// Take the secret from one line of stdin (at least 32 characters) instead of making
+        /// one.
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// Make sure a client exists and `--secret-file` holds its current secret (written 0600;
+    /// a new secret when the file is missing or stale): for provisioning, as compose does.
+    Ensure {
+        /// The client's name.
+        name: String,
+        /// The scopes it may hold, if it has to be created.
+        #[arg(long, required = true)]
+        scopes: String,
+        /// Where its secret is kept.
+        #[arg(long, required = true)]
+        secret_file: std::path::PathBuf,
+    },
+    /// Print each client's name, id and scopes (never a secret).
+    List,
+    /// Delete a client; every token it holds is revoked (felt within about a second).
+    Delete {
+        /// The client's name.
+        name: String,
+    },
+    /// Give a client a new secret (printed once); the old one keeps working for `--grace`,
+    /// then its tokens are revoked.
+    RotateSecret {
+        /// The client's name.
+        name: String,
+        /// How long the old secret keeps working (e.g. `0s`, `2s`, `1h`).
+        #[arg(long, default_value = "1h", value_parser = parse_duration_or_zero)]
+        grace: Duration,
+        /// Take the new secret from one line of stdin instead of making one.
+        #[arg(long)]
+        secret_stdin: bool,
     },
 }
 
@@ -158,6 +213,11 @@ impl Config {
     pub fn from_env() -> Self {
         config::from_defaults::<Cli>(ENV_PREFIX, DEFAULTS, Env::Read).config
     }
+}
+
+/// A duration such as `0s`, `2s` or `1h` (zero allowed).
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -139,6 +139,47 @@ pub enum SessionStart {
     Superseded,
 }
 
+/// A row of `clients`: a service client (machine identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    /// Space-separated scopes it may hold.
+    pub scopes: String,
+    /// SHA-256 (hex) of its secret.
+    pub secret_hash: String,
+    /// The secret before the last rotation, accepted until `previous_until`.
+    pub previous_hash: Option<String>,
+    pub previous_until: Option<i64>,
+    /// Rotations so far: a token's `sid` is `<id>.<generation>`.
+    pub generation: i64,
+    pub create_time: i64,
+}
+
+const CLIENT_COLUMNS: &str =
+    "id, name, scopes, secret_hash, previous_hash, previous_until, generation, create_time";
+
+/// Read by position, in [`CLIENT_COLUMNS`] order.
+impl FromColumns for ClientRow {
+    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
+        Ok(ClientRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            scopes: row.get(2)?,
+            secret_hash: row.get(3)?,
+            previous_hash: row.get(4)?,
+            previous_until: row.get(5)?,
+            generation: row.get(6)?,
+            create_time: row.get(7)?,
+        })
+    }
+}
+
+/// The `sid` of the tokens a client's secret of `generation` issued.
+pub fn client_session(client_id: &str, generation: i64) -> String {
+    format!("{client_id}.{generation}")
+}
+
 /// What [`Db::end_session`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -285,6 +326,145 @@ impl Db {
         }
         tx.commit().await?;
         Ok(user_id)
+    }
+
+    // ---- service clients ----
+
+    /// Stores a new client; a taken name is [`Error::ClientNameTaken`].
+    pub async fn insert_client(&self, client: &ClientRow) -> Result<()> {
+        let mut tx = self.0.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO clients (id, name, scopes, secret_hash, generation, create_time)
+             VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(&client.scopes)
+        .bind(&client.secret_hash)
+        .bind(client.create_time)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if storage::is_unique_violation(&e) => return Err(Error::ClientNameTaken),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The client whose id or name is `key`.
+    pub async fn client(&self, key: &str) -> Result<Option<ClientRow>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 OR name = $1");
+        let args = vec![key.into()];
+        Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
+    }
+
+    /// Every client, by name.
+    pub async fn clients(&self) -> Result<Vec<ClientRow>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name");
+        Ok(self.0.fetch_all(Cost::Lookup, &sql, Vec::new()).await?)
+    }
+
+    /// Deletes the client `name` and revokes every token it holds, in one transaction; its id,
+    /// or `None` when there is no such client.
+    pub async fn delete_client(&self, name: &str, revoking: Revoking) -> Result<Option<String>> {
+        let mut tx = self.0.begin_write().await?;
+        let id: Option<String> =
+            sqlx::query_scalar("DELETE FROM clients WHERE name = $1 RETURNING id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = &id {
+            record_user_revocation(&mut tx, self.0.backend(), id, revoking).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Gives the client `name` the secret `new_hash`; the current one keeps working until
+    /// `grace_until` (with no grace, its tokens are revoked now, in the same transaction). A
+    /// previous secret still in its grace is revoked now: only one older secret is kept.
+    pub async fn rotate_client_secret(
+        &self,
+        name: &str,
+        new_hash: &str,
+        grace_until: i64,
+        revoking: Revoking,
+    ) -> Result<Option<ClientRow>> {
+        let mut tx = self.0.begin_write().await?;
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE name = $1{}",
+            self.0.for_update()
+        );
+        let row: Option<AnyRow> = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(old) = row.as_ref().map(ClientRow::from_columns).transpose()? else {
+            return Ok(None);
+        };
+        let backend = self.0.backend();
+        if old.previous_hash.is_some() {
+            let sid = client_session(&old.id, old.generation - 1);
+            record_session_revocation(&mut tx, backend, &sid, revoking).await?;
+        }
+        let keep_previous = grace_until > revoking.now;
+        if !keep_previous {
+            let sid = client_session(&old.id, old.generation);
+            record_session_revocation(&mut tx, backend, &sid, revoking).await?;
+        }
+        let (previous_hash, previous_until) = match keep_previous {
+            true => (Some(old.secret_hash.clone()), Some(grace_until)),
+            false => (None, None),
+        };
+        sqlx::query(
+            "UPDATE clients SET secret_hash = $1, previous_hash = $2, previous_until = $3,
+                                generation = generation + 1
+             WHERE id = $4",
+        )
+        .bind(new_hash)
+        .bind(&previous_hash)
+        .bind(previous_until)
+        .bind(&old.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ClientRow {
+            secret_hash: new_hash.to_string(),
+            previous_hash,
+            previous_until,
+            generation: old.generation + 1,
+            ..old
+        }))
+    }
+
+    /// Ends the graces that are over at `revoking.now`: the previous secrets are forgotten and
+    /// their tokens revoked, in one transaction. Returns how many. A conditional `UPDATE`
+    /// claims each, so replicas doing this together revoke each once.
+    pub async fn end_client_graces(&self, revoking: Revoking) -> Result<usize> {
+        // Most of the time there is none: answered from a read, without the writer.
+        let sql = "SELECT COUNT(*) FROM clients WHERE previous_until <= $1";
+        let due: Option<i64> = self
+            .0
+            .fetch_optional(Cost::Lookup, sql, vec![revoking.now.into()])
+            .await?;
+        if due.unwrap_or(0) == 0 {
+            return Ok(0);
+        }
+        let mut tx = self.0.begin_write().await?;
+        let ended: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE clients SET previous_hash = NULL, previous_until = NULL
+             WHERE previous_until <= $1 RETURNING id, generation",
+        )
+        .bind(revoking.now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, generation) in &ended {
+            let sid = client_session(id, generation - 1);
+            record_session_revocation(&mut tx, self.0.backend(), &sid, revoking).await?;
+        }
+        tx.commit().await?;
+        Ok(ended.len())
     }
 
     // ---- revocations ----
@@ -442,6 +622,14 @@ impl Db {
         revoke_session(&mut tx, self.0.backend(), &family, revoking).await?;
         tx.commit().await?;
         Ok(Rotation::Reused { user_id })
+    }
+
+    /// The user who owns the refresh token `token_hash`, if it exists.
+    pub async fn refresh_token_owner(&self, token_hash: &str) -> Result<Option<UserRow>> {
+        match self.family_of(token_hash).await? {
+            Some(family) => self.user_by_id(&family.user_id).await,
+            None => Ok(None),
+        }
     }
 
     /// The family, owner and state of the refresh token `token_hash`, read without the writer.
@@ -638,17 +826,50 @@ async fn revoke_session(
             .await?
             .rows_affected();
     if ended > 0 {
-        lock_table(tx, backend, "revocations").await?;
-        sqlx::query(
-            "INSERT INTO revocations (session_id, expire_time, create_time) VALUES ($1, $2, $3)",
-        )
-        .bind(family)
-        .bind(revoking.expire_time)
-        .bind(revoking.now)
-        .execute(&mut **tx)
-        .await?;
+        record_session_revocation(tx, backend, family, revoking).await?;
     }
     Ok(ended > 0)
+}
+
+/// Records that every access token of the session `sid` is revoked, for the verifiers.
+async fn record_session_revocation(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    sid: &str,
+    revoking: Revoking,
+) -> Result<(), sqlx::Error> {
+    lock_table(tx, backend, "revocations").await?;
+    sqlx::query(
+        "INSERT INTO revocations (session_id, expire_time, create_time) VALUES ($1, $2, $3)",
+    )
+    .bind(sid)
+    .bind(revoking.expire_time)
+    .bind(revoking.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records that every access token of `subject` (a user or a client) issued up to
+/// `revoking.now` is revoked, for the verifiers.
+async fn record_user_revocation(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    subject: &str,
+    revoking: Revoking,
+) -> Result<(), sqlx::Error> {
+    lock_table(tx, backend, "revocations").await?;
+    sqlx::query(
+        "INSERT INTO revocations (user_id, not_before, expire_time, create_time)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(subject)
+    .bind(revoking.now + 1)
+    .bind(revoking.expire_time)
+    .bind(revoking.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Revokes every refresh token and every access token of `user_id` issued up to now: tokens
@@ -672,18 +893,7 @@ async fn revoke_user(
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
-    lock_table(tx, backend, "revocations").await?;
-    sqlx::query(
-        "INSERT INTO revocations (user_id, not_before, expire_time, create_time)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(user_id)
-    .bind(not_before)
-    .bind(revoking.expire_time)
-    .bind(revoking.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    record_user_revocation(tx, backend, user_id, revoking).await
 }
 
 /// One counter (zero when no row is stored); `lock` is appended to the query.

@@ -40,6 +40,15 @@ pub enum Error {
     /// Register with a taken username.
     #[error("username is taken")]
     UsernameTaken,
+    /// `clients create` with a taken name.
+    #[error("client name is taken")]
+    ClientNameTaken,
+    /// IssueClientToken with an unknown client or a wrong secret.
+    #[error("invalid client id or secret")]
+    BadClientCredentials,
+    /// No such service client (the `clients` subcommands).
+    #[error("no such client")]
+    ClientNotFound,
     /// A refresh token that is unknown, spent, revoked or expired.
     #[error("refresh token is invalid or expired")]
     BadRefreshToken,
@@ -49,9 +58,6 @@ pub enum Error {
     /// The right password of a disabled account.
     #[error("account disabled")]
     AccountDisabled,
-    /// The caller is not an admin.
-    #[error("admin role required")]
-    NotAdmin,
     /// A database failure: busy becomes UNAVAILABLE, anything else INTERNAL (text logged only).
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -114,6 +120,21 @@ impl From<Error> for Status {
                 "REFRESH_TOKEN_INVALID",
                 "refresh token is invalid, spent, revoked or expired; log in again",
             ),
+            Error::ClientNameTaken => error::status(
+                Code::AlreadyExists,
+                DOMAIN,
+                "CLIENT_NAME_TAKEN",
+                "a client with this name exists",
+            ),
+            Error::BadClientCredentials => error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "INVALID_CLIENT",
+                "invalid client id or secret",
+            ),
+            Error::ClientNotFound => {
+                error::status(Code::NotFound, DOMAIN, "CLIENT_NOT_FOUND", "no such client")
+            }
             Error::UserNotFound => error::status(
                 Code::Unauthenticated,
                 DOMAIN,
@@ -125,12 +146,6 @@ impl From<Error> for Status {
                 DOMAIN,
                 "ACCOUNT_DISABLED",
                 "this account is disabled; ask an administrator",
-            ),
-            Error::NotAdmin => error::status(
-                Code::PermissionDenied,
-                DOMAIN,
-                "ADMIN_REQUIRED",
-                "this RPC is for admins only",
             ),
             Error::Database(e) => storage::database_status(DOMAIN, &e),
             Error::Internal(e) => error::internal(DOMAIN, &e),

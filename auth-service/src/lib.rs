@@ -8,6 +8,7 @@
 //! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
 //! - [`password`]: password policy and argon2id hashing on threads of its own, one per core.
 //! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work.
+//! - [`clients`]: service clients (machine identities): secrets, rotation, IssueClientToken.
 //! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
 //! - [`fair`]: the hashing gate, fair between client addresses.
 //! - [`revocations`]: the revocation stream other verifiers subscribe to, and this service's
@@ -25,6 +26,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod error;

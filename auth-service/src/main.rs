@@ -4,7 +4,7 @@ use std::{io::BufRead, process::ExitCode};
 
 use auth_service::{
     admin::{self, Admin},
-    config::{AdminAction, Command, KeysAction},
+    config::{AdminAction, ClientsAction, Command, KeysAction},
     error::Error,
     startup, Cli,
 };
@@ -91,11 +91,81 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kid = Admin::open(&config).await?.rotate_keys().await?;
             println!("new signing key {kid}");
         }
+        Command::Clients { action } => return clients(&config, action).await,
         Command::Healthcheck { addr, tls } => {
             return Ok(server::healthcheck_exit(&addr, &tls).await);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `clients` subcommands. Bad input prints its violations and exits 1, changing nothing.
+async fn clients(config: &auth_service::Config, action: ClientsAction) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(config).await?;
+    let done = match action {
+        ClientsAction::Create {
+            name,
+            scopes,
+            secret_stdin,
+        } => {
+            let secret = secret_stdin.then(read_password_line).transpose()?;
+            admin
+                .create_client(&name, &scopes, secret)
+                .await
+                .map(|(client, secret)| {
+                    println!("client_id: {}", client.id);
+                    println!("client_secret: {secret}");
+                    println!("scopes: {}", client.scopes);
+                })
+        }
+        ClientsAction::Ensure {
+            name,
+            scopes,
+            secret_file,
+        } => {
+            admin.ensure_client(&name, &scopes, &secret_file).await?;
+            println!(
+                "client {name} ready; its secret is in {}",
+                secret_file.display()
+            );
+            Ok(())
+        }
+        ClientsAction::List => admin.list_clients().await.map(|clients| {
+            for client in clients {
+                println!("{}\t{}\t{}", client.name, client.id, client.scopes);
+            }
+        }),
+        ClientsAction::Delete { name } => admin
+            .delete_client(&name)
+            .await
+            .map(|()| println!("deleted {name}; its tokens are revoked")),
+        ClientsAction::RotateSecret {
+            name,
+            grace,
+            secret_stdin,
+        } => {
+            let secret = secret_stdin.then(read_password_line).transpose()?;
+            admin
+                .rotate_client_secret(&name, grace, secret)
+                .await
+                .map(|(client, secret)| {
+                    println!("client_id: {}", client.id);
+                    println!("client_secret: {secret}");
+                })
+        }
+    };
+    match done {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(Error::Invalid(violations)) => {
+            for (field, problem) in violations.iter() {
+                eprintln!("{field}: {problem}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(Error::ClientNotFound) => anyhow::bail!("no client with that name"),
+        Err(Error::ClientNameTaken) => anyhow::bail!("a client with that name exists"),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One line from stdin, without its line ending.

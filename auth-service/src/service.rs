@@ -2,19 +2,25 @@
 //! [`Accounts`] method, convert the result. No business rule lives here.
 
 use bookstore_contract::{
-    error::Violations,
+    error::{self, Violations},
     proto::auth::{
         auth_service_server::AuthService, revocation_service_server::RevocationService,
         user_service_server::UserService, ChangePasswordRequest, ChangePasswordResponse,
         GetCurrentUserRequest, GetCurrentUserResponse, GetJwksRequest, GetJwksResponse,
-        ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutRequest,
-        LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
-        RegisterResponse, User, WatchRevocationsRequest, WatchRevocationsResponse,
+        IssueClientTokenRequest, IssueClientTokenResponse, ListUsersRequest, ListUsersResponse,
+        LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest,
+        RefreshTokenResponse, RegisterRequest, RegisterResponse, User, WatchRevocationsRequest,
+        WatchRevocationsResponse,
     },
+    scope,
 };
-use bookstore_kit::{auth::claims, clock::timestamp_from_seconds, Stopping};
+use bookstore_kit::{
+    auth::{claims, Authenticator},
+    clock::timestamp_from_seconds,
+    Stopping,
+};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::{
     accounts::{check_new_account, normalize_username, Accounts},
@@ -37,6 +43,8 @@ pub struct Handlers {
     pub proxies: TrustedProxies,
     /// The process's one reader of revocations, which every stream is served from.
     pub feed: Feed,
+    /// Verifies the bearer token of a WatchRevocations call (the UserService interceptor's).
+    pub authenticator: Authenticator,
     /// Fires at shutdown: revocation streams end so the drain need not wait for them.
     pub stopping: Stopping,
 }
@@ -49,10 +57,32 @@ impl RevocationService for Handlers {
         &self,
         request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        self.watcher_credential(&request)?;
         let client = self.proxies.client(&request);
         let after = request.into_inner().after.max(0);
         let stream = self.feed.watch(&client, after, self.stopping.clone())?;
         Ok(Response::new(stream))
+    }
+}
+
+impl Handlers {
+    /// Ok when a WatchRevocations caller proved who it is: a client certificate accepted by
+    /// `--tls-client-ca` (the TLS handshake already checked it), or a bearer token with the
+    /// `revocations:watch` scope.
+    fn watcher_credential<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if request.peer_certs().is_some_and(|certs| !certs.is_empty()) {
+            return Ok(());
+        }
+        if request.metadata().get("authorization").is_none() {
+            return Err(error::status(
+                Code::Unauthenticated,
+                DOMAIN,
+                "CREDENTIAL_REQUIRED",
+                "WatchRevocations needs a bearer token with the revocations:watch scope (IssueClientToken) or a client certificate",
+            ));
+        }
+        let claims = self.authenticator.authenticate(request.metadata())?;
+        scope::require(&claims, DOMAIN, scope::REVOCATIONS_WATCH)
     }
 }
 
@@ -95,16 +125,21 @@ impl AuthService for Handlers {
         // No field validation: an empty or malformed name or password is just a wrong one
         // (UNAUTHENTICATED, counted by the throttle), so Login answers only the codes of the
         // contract and reveals nothing about the rules.
-        let LoginRequest { username, password } = request.into_inner();
+        let LoginRequest {
+            username,
+            password,
+            scopes,
+        } = request.into_inner();
         let (row, pair) = self
             .accounts
-            .login(&normalize_username(&username), password, &client)
+            .login(&normalize_username(&username), password, &scopes, &client)
             .await?;
         let TokenPair {
             access_token,
             expires_in,
             refresh_token,
             refresh_expires_in,
+            scopes,
         } = pair;
         Ok(Response::new(LoginResponse {
             access_token,
@@ -113,6 +148,7 @@ impl AuthService for Handlers {
             refresh_token,
             refresh_expires_in,
             user: Some(user(&row)),
+            scope: scopes.to_string(),
         }))
     }
 
@@ -121,16 +157,20 @@ impl AuthService for Handlers {
         request: Request<RefreshTokenRequest>,
     ) -> Result<Response<RefreshTokenResponse>, Status> {
         let client = self.proxies.client(&request);
-        let token = request.into_inner().refresh_token;
+        let RefreshTokenRequest {
+            refresh_token: token,
+            scopes,
+        } = request.into_inner();
         if token.is_empty() {
             return Err(Error::BadRefreshToken.into());
         }
-        let (row, pair) = self.accounts.refresh(&token, &client).await?;
+        let (row, pair) = self.accounts.refresh(&token, &scopes, &client).await?;
         let TokenPair {
             access_token,
             expires_in,
             refresh_token,
             refresh_expires_in,
+            scopes,
         } = pair;
         Ok(Response::new(RefreshTokenResponse {
             access_token,
@@ -139,6 +179,29 @@ impl AuthService for Handlers {
             refresh_token,
             refresh_expires_in,
             user: Some(user(&row)),
+            scope: scopes.to_string(),
+        }))
+    }
+
+    async fn issue_client_token(
+        &self,
+        request: Request<IssueClientTokenRequest>,
+    ) -> Result<Response<IssueClientTokenResponse>, Status> {
+        let client = self.proxies.client(&request);
+        let IssueClientTokenRequest {
+            client_id,
+            client_secret,
+            scopes,
+        } = request.into_inner();
+        let (access_token, expires_in, scopes) = self
+            .accounts
+            .issue_client_token(client_id.trim(), client_secret, &scopes, &client)
+            .await?;
+        Ok(Response::new(IssueClientTokenResponse {
+            access_token,
+            token_type: TOKEN_TYPE.into(),
+            expires_in,
+            scope: scopes.to_string(),
         }))
     }
 
@@ -204,9 +267,7 @@ impl UserService for Handlers {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
-        if !caller.admin {
-            return Err(Error::NotAdmin.into());
-        }
+        scope::require(&caller, DOMAIN, scope::USERS_READ)?;
         let ListUsersRequest {
             page_size,
             page_token,

@@ -105,11 +105,13 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let jwks = jwks_route(accounts.keys.clone());
     let reload = tokio::spawn(reload_keys(accounts.clone()));
     let purge = tokio::spawn(purge_periodically(accounts.clone()));
+    let graces = tokio::spawn(end_client_graces(accounts.clone()));
     let database = accounts.db.database().clone();
     let handlers = Handlers {
         accounts,
         proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         feed,
+        authenticator: authenticator.clone(),
         stopping,
     };
     let routes = Routes::new(
@@ -126,7 +128,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         name: "auth-service",
         routes,
         health: Health::new(SERVICE_NAMES, ServingStatus::Serving).await,
-        tasks: vec![reload, purge, follow, feed_task],
+        tasks: vec![reload, purge, graces, follow, feed_task],
         database: Some(database),
         stop,
         metrics,
@@ -177,6 +179,17 @@ async fn purge_periodically(accounts: Accounts) {
         tokio::time::sleep(PURGE_INTERVAL).await;
         if let Err(e) = accounts.purge().await {
             tracing::warn!(error = %e, "purging expired rows failed; will try again");
+        }
+    }
+}
+
+/// Ends service-client secret graces as they run out (every second: a rotation's `--grace`
+/// may be seconds), revoking the old secrets' tokens.
+async fn end_client_graces(accounts: Accounts) {
+    loop {
+        tokio::time::sleep(crate::clients::GRACE_CHECK_INTERVAL).await;
+        if let Err(e) = accounts.end_client_graces().await {
+            tracing::warn!(error = %e, "ending client secret graces failed; will try again");
         }
     }
 }

@@ -2,11 +2,14 @@
 //! token (256 random bits; only its SHA-256 is stored).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use bookstore_contract::token::Claims;
+use bookstore_contract::{scope::Scopes, token::Claims};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::{db::UserRow, keys::KeyRing};
+use crate::{
+    db::{ClientRow, UserRow},
+    keys::KeyRing,
+};
 
 /// A freshly issued token pair, as Login and RefreshToken return it.
 #[derive(Debug)]
@@ -19,6 +22,8 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// Seconds until the refresh token's family expires.
     pub refresh_expires_in: i64,
+    /// The access token's scopes.
+    pub scopes: Scopes,
 }
 
 /// Who tokens are issued by and for, and for how long.
@@ -40,23 +45,56 @@ impl Issuer {
         &self,
         user: &UserRow,
         sid: &str,
+        scopes: Scopes,
         keys: &KeyRing,
         now: i64,
     ) -> (String, i64) {
         let now = now.max(user.tokens_not_before);
         let claims = Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
             sub: user.id.clone(),
             username: user.username.clone(),
             admin: user.admin,
+            sid: sid.to_string(),
+            ..self.claims(scopes, now)
+        };
+        (keys.signer().sign(&claims), self.access_ttl)
+    }
+
+    /// A signed access token for the service client `client` (no username, not an admin, its
+    /// `sid` naming the `generation` of the secret it proved), and its lifetime in seconds.
+    pub fn client_token(
+        &self,
+        client: &ClientRow,
+        generation: i64,
+        scopes: Scopes,
+        keys: &KeyRing,
+        now: i64,
+    ) -> (String, i64) {
+        let claims = Claims {
+            sub: client.id.clone(),
+            client_id: Some(client.id.clone()),
+            sid: crate::db::client_session(&client.id, generation),
+            ..self.claims(scopes, now)
+        };
+        (keys.signer().sign(&claims), self.access_ttl)
+    }
+
+    /// The claims every token shares.
+    fn claims(&self, scopes: Scopes, now: i64) -> Claims {
+        Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: String::new(),
+            username: String::new(),
+            admin: false,
             iat: now,
             nbf: now,
             exp: now + self.access_ttl,
             jti: uuid::Uuid::new_v4().to_string(),
-            sid: sid.to_string(),
-        };
-        (keys.signer().sign(&claims), self.access_ttl)
+            sid: String::new(),
+            scope: scopes.to_string(),
+            client_id: None,
+        }
     }
 }
 

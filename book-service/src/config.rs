@@ -83,6 +83,15 @@ pub struct Config {
     /// PEM private key of `--auth-client-cert` (`--auth-client-key`, `BOOK_AUTH_CLIENT_KEY`).
     #[arg(long, requires = "auth_client_cert")]
     pub auth_client_key: Option<PathBuf>,
+    /// The service client book-service authenticates as for the revocation stream (its id or
+    /// name; it needs the `revocations:watch` scope) (`--auth-client-id`,
+    /// `BOOK_AUTH_CLIENT_ID`; not needed with an mTLS client certificate).
+    #[arg(long, requires = "auth_client_secret_file")]
+    pub auth_client_id: Option<String>,
+    /// File holding that client's secret on its first line (`--auth-client-secret-file`,
+    /// `BOOK_AUTH_CLIENT_SECRET_FILE`); read at start.
+    #[arg(long, requires = "auth_client_id")]
+    pub auth_client_secret_file: Option<PathBuf>,
     /// Required `iss` of access tokens (`--issuer`, `BOOK_ISSUER`, default bookstore-auth).
     #[arg(long)]
     pub issuer: String,

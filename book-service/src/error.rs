@@ -25,9 +25,6 @@ pub enum Error {
     /// The owner already has `--max-books-per-user` books.
     #[error("book quota reached")]
     QuotaExceeded(i64),
-    /// owner_id set by a non-admin.
-    #[error("admin role required")]
-    NotAdmin,
     /// A database failure: busy becomes UNAVAILABLE, anything else INTERNAL (logged only).
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -66,12 +63,6 @@ impl From<Error> for Status {
                 DOMAIN,
                 "QUOTA_EXCEEDED",
                 format!("you already have {most} books, the most allowed; delete some first"),
-            ),
-            Error::NotAdmin => error::status(
-                Code::PermissionDenied,
-                DOMAIN,
-                "ADMIN_REQUIRED",
-                "only admins may list another owner's books (owner_id)",
             ),
             Error::Database(e) => storage::database_status(DOMAIN, &e),
         }

@@ -17,6 +17,7 @@
 
 pub mod books;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod error;
 pub mod isbn;

@@ -9,6 +9,7 @@ use bookstore_contract::{
         DeleteBookRequest, DeleteBookResponse, GetBookRequest, GetBookResponse, ListBooksRequest,
         ListBooksResponse, UpdateBookRequest, UpdateBookResponse,
     },
+    scope,
 };
 use bookstore_kit::{auth::claims, clock::timestamp_from_micros};
 use tonic::{Request, Response, Status};
@@ -16,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     books::{etag, Books},
     db::{BookRow, Filter},
-    error::{Error, DOMAIN},
+    error::DOMAIN,
     validate::{self, fold, BookFields, UPDATABLE},
 };
 
@@ -58,6 +59,7 @@ impl BookService for Handlers {
         request: Request<CreateBookRequest>,
     ) -> Result<Response<CreateBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        scope::require(&caller, DOMAIN, scope::BOOKS_WRITE)?;
         let CreateBookRequest {
             book: input,
             request_id,
@@ -88,6 +90,7 @@ impl BookService for Handlers {
         request: Request<GetBookRequest>,
     ) -> Result<Response<GetBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        scope::require(&caller, DOMAIN, scope::BOOKS_READ)?;
         let id = request.into_inner().id;
         let mut v = Violations::default();
         validate::book_id(&id, "id", &mut v);
@@ -103,6 +106,7 @@ impl BookService for Handlers {
         request: Request<ListBooksRequest>,
     ) -> Result<Response<ListBooksResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        scope::require(&caller, DOMAIN, scope::BOOKS_READ)?;
         let ListBooksRequest {
             page_size,
             page_token,
@@ -110,8 +114,8 @@ impl BookService for Handlers {
             title_query,
             owner_id,
         } = request.into_inner();
-        if !owner_id.is_empty() && owner_id != caller.sub && !caller.admin {
-            return Err(Error::NotAdmin.into());
+        if !owner_id.is_empty() && owner_id != caller.sub {
+            scope::require(&caller, DOMAIN, scope::BOOKS_ADMIN)?;
         }
         let mut v = Violations::default();
         if !owner_id.is_empty() {
@@ -142,6 +146,7 @@ impl BookService for Handlers {
         request: Request<UpdateBookRequest>,
     ) -> Result<Response<UpdateBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        scope::require(&caller, DOMAIN, scope::BOOKS_WRITE)?;
         let UpdateBookRequest {
             book: input,
             update_mask,
@@ -212,6 +217,7 @@ impl BookService for Handlers {
         request: Request<DeleteBookRequest>,
     ) -> Result<Response<DeleteBookResponse>, Status> {
         let caller = claims(&request, DOMAIN)?;
+        scope::require(&caller, DOMAIN, scope::BOOKS_WRITE)?;
         let DeleteBookRequest { id, etag } = request.into_inner();
         let mut v = Violations::default();
         validate::book_id(&id, "id", &mut v);

@@ -14,7 +14,7 @@ use bookstore_contract::{
 };
 use bookstore_kit::{
     auth::{Authenticator, SharedKeys},
-    client,
+    client::{self, SharedBearer},
     health::Health,
     metrics::Metrics,
     paging::PageTokens,
@@ -29,7 +29,8 @@ use tonic::{
 use tonic_health::ServingStatus;
 
 use crate::{
-    books::Books, config::Config, db::Db, error::DOMAIN, jwks::KeyFetcher, service::Handlers,
+    books::Books, config::Config, credentials::ClientCredentials, db::Db, error::DOMAIN,
+    jwks::KeyFetcher, service::Handlers,
 };
 
 /// Largest request book-service decodes (256 KiB: a book is small, a mask list need not be).
@@ -76,8 +77,21 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         &metrics,
     );
     let (revocations_ready, revocations_held) = oneshot::channel();
+    let bearer = SharedBearer::default();
+    let credentials = match (&config.auth_client_id, &config.auth_client_secret_file) {
+        (Some(id), Some(file)) => Some(ClientCredentials::read(id, file)?),
+        _ => None,
+    };
+    if credentials.is_none() && config.auth_client_cert.is_none() {
+        tracing::warn!("no credential for auth-service's revocation stream: book-service stays NOT_READY until it has one (--auth-client-id and --auth-client-secret-file, or an mTLS client certificate)");
+    }
+    let renewer = credentials.map(|credentials| {
+        let channel = auth.clone().timeout(Duration::from_secs(5)).connect_lazy();
+        tokio::spawn(credentials.keep_fresh(channel, bearer.clone()))
+    });
     let watcher = revocation::watch(
         auth.connect_lazy(),
+        bearer,
         revocations.clone(),
         config.clock.clone(),
         Some(revocations_ready),
@@ -118,7 +132,10 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             tokio::spawn(watcher),
             tokio::spawn(serving),
             purge,
-        ],
+        ]
+        .into_iter()
+        .chain(renewer)
+        .collect(),
         database: Some(database),
         stop: stop_signal().0,
         metrics,

@@ -47,6 +47,14 @@ pub enum Command {
     Logout,
     /// Print the logged-in username.
     Whoami,
+    /// Print an access token for scripts (`authorization: Bearer $(bookstore token)`), holding
+    /// only `--scopes` when given. As a service client when BOOKSTORE_CLIENT_ID and
+    /// BOOKSTORE_CLIENT_SECRET are set, else for the logged-in user.
+    Token {
+        /// Space-separated scopes, e.g. "books:read" (default: all the identity holds).
+        #[arg(long, default_value = "")]
+        scopes: String,
+    },
     /// Manage your books.
     #[command(subcommand)]
     Books(BooksCommand),
@@ -61,6 +69,7 @@ impl Command {
             Command::Login(_) => "bookstore login",
             Command::Logout => "bookstore logout",
             Command::Whoami => "bookstore whoami",
+            Command::Token { .. } => "bookstore token",
             Command::Books(_) => "bookstore books",
         }
     }

@@ -74,6 +74,7 @@ pub async fn login(urls: &Urls, credentials: Credentials) -> anyhow::Result<()> 
     let login = client::auth(urls)
         .await?
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: credentials.username,
             password,
         })
@@ -166,6 +167,13 @@ where
             _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
+}
+
+/// `bookstore token`.
+pub async fn token(urls: &Urls, scopes: &str) -> anyhow::Result<()> {
+    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_string).collect();
+    println!("{}", session::narrowed_token(urls, scopes).await?);
+    Ok(())
 }
 
 /// `bookstore whoami`.

@@ -51,6 +51,7 @@ async fn main() -> ExitCode {
                     Command::Login(credentials) => commands::login(&urls, credentials).await,
                     Command::Logout => commands::logout(&urls).await,
                     Command::Whoami => commands::whoami(&urls).await,
+                    Command::Token { scopes } => commands::token(&urls, &scopes).await,
                     Command::Books(command) => commands::books(&urls, command).await,
                     Command::Up(_) => unreachable!("handled above"),
                 }

@@ -101,7 +101,13 @@ pub fn require() -> anyhow::Result<Session> {
 /// `session.lock` beside the file, and a command that waited for the lock first rereads the
 /// session, finds the token another command just refreshed, and uses it. Without the lock the
 /// second command would present the spent token, and reuse detection would end the session.
+///
+/// With BOOKSTORE_CLIENT_ID and BOOKSTORE_CLIENT_SECRET set, the command acts as that service
+/// client instead: a token from IssueClientToken, no session involved.
 pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
+    if let Some((id, secret)) = client_from_env() {
+        return client_token(urls, id, secret, Vec::new()).await;
+    }
     let session = require()?;
     if fresh(&session) {
         return Ok(session.access_token);
@@ -114,6 +120,7 @@ pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
     let refreshed = client::auth(urls)
         .await?
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: session.refresh_token.clone(),
         })
         .await;
@@ -134,6 +141,65 @@ pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
     save(&session)?;
     drop(lock);
     Ok(session.access_token)
+}
+
+/// An access token holding only `scopes` (all when empty): the service client's from the
+/// environment, or the logged-in user's from a RefreshToken with `scopes` (the session's new
+/// refresh token is stored; its stored access token is left as it was).
+pub async fn narrowed_token(urls: &Urls, scopes: Vec<String>) -> anyhow::Result<String> {
+    if let Some((id, secret)) = client_from_env() {
+        return client_token(urls, id, secret, scopes).await;
+    }
+    require()?;
+    let lock = tokio::task::spawn_blocking(lock).await??;
+    let mut session = require()?;
+    let refreshed = client::auth(urls)
+        .await?
+        .refresh_token(RefreshTokenRequest {
+            refresh_token: session.refresh_token.clone(),
+            scopes,
+        })
+        .await;
+    let refreshed = match refreshed {
+        Ok(r) => r.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            delete()?;
+            bail!(
+                "your session has expired: run `bookstore login {}` again",
+                session.username
+            )
+        }
+        Err(status) => return Err(status.into()),
+    };
+    session.refresh_token = refreshed.refresh_token;
+    save(&session)?;
+    drop(lock);
+    Ok(refreshed.access_token)
+}
+
+/// BOOKSTORE_CLIENT_ID and BOOKSTORE_CLIENT_SECRET, when both are set.
+fn client_from_env() -> Option<(String, String)> {
+    let id = std::env::var("BOOKSTORE_CLIENT_ID").ok()?;
+    let secret = std::env::var("BOOKSTORE_CLIENT_SECRET").ok()?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// A token for the service client `id` from IssueClientToken.
+async fn client_token(
+    urls: &Urls,
+    id: String,
+    secret: String,
+    scopes: Vec<String>,
+) -> anyhow::Result<String> {
+    let issued = client::auth(urls)
+        .await?
+        .issue_client_token(bookstore_contract::proto::auth::IssueClientTokenRequest {
+            client_id: id,
+            client_secret: secret,
+            scopes,
+        })
+        .await?;
+    Ok(issued.into_inner().access_token)
 }
 
 /// Whether `session`'s access token has long enough to live to be used as it is.

@@ -34,9 +34,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         book_config.auth_ca_cert = Some(certs.ca.clone());
     }
+    let admin_config = auth_config.clone();
     let auth_app = auth_service::build(auth_config)
         .await
         .context("auth-service")?;
+    let secret_file = provision_book_client(&admin_config, &dir).await?;
+    book_config.auth_client_id = Some(BOOK_CLIENT.to_string());
+    book_config.auth_client_secret_file = Some(secret_file);
     let auth_addr = auth_app.local_addr();
     let auth_http = auth_app.http_addr();
     let auth_url = format!("{scheme}://{host}:{}", auth_addr.port());
@@ -101,6 +105,30 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("Bookstore stopped.");
     Ok(())
+}
+
+/// The service client book-service watches revocations as.
+const BOOK_CLIENT: &str = "book-service";
+
+/// Makes sure auth-service's database has book-service's client (scope `revocations:watch`)
+/// and `DIR/book-service.secret` (0600) holds its secret: created on the first `up`, kept
+/// after. Returns the secret file.
+async fn provision_book_client(
+    config: &auth_service::Config,
+    dir: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("book-service.secret");
+    let admin = auth_service::admin::Admin::open(config).await?;
+    let ensured = admin
+        .ensure_client(
+            BOOK_CLIENT,
+            bookstore_contract::scope::REVOCATIONS_WATCH,
+            &path,
+        )
+        .await;
+    admin.close().await;
+    ensured?;
+    Ok(path)
 }
 
 fn report(

@@ -397,19 +397,42 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
     );
     let auth_channels = channels(auth_addr, options.connections).await;
     let auth_url = format!("http://{auth_addr}");
-    let book_listen = book_addr.to_string();
-    let book = spawn(
+    // book-service's service client (revocations:watch), as `bookstore up` provisions it.
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let secret_file = secrets.path().join("book-service.secret");
+    let secret_path = secret_file.display().to_string();
+    let ensured = options
+        .command(&options.bin_dir.join("auth-service"))
+        .env("AUTH_DATABASE_URL", auth_db)
+        .args([
+            "clients",
+            "ensure",
+            "book-service",
+            "--scopes",
+            "revocations:watch",
+        ])
+        .args(["--secret-file", &secret_path])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run auth-service clients ensure");
+    assert!(ensured.success(), "clients ensure failed");
+    let credentials = [
+        "--auth-client-id",
         "book-service",
-        &[
-            "--listen",
-            &book_listen,
-            "--database-url",
-            book_db,
-            "--auth-url",
-            &auth_url,
-        ],
-        None,
-    );
+        "--auth-client-secret-file",
+        &secret_path,
+    ];
+    let book_listen = book_addr.to_string();
+    let mut book_args = vec![
+        "--listen",
+        &book_listen,
+        "--database-url",
+        book_db,
+        "--auth-url",
+        &auth_url,
+    ];
+    book_args.extend(credentials);
+    let book = spawn("book-service", &book_args, None);
     let book_channels = channels(book_addr, options.connections).await;
 
     let mut client = AuthServiceClient::new(auth_channels[0].clone());
@@ -421,6 +444,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
         .await
         .expect("register");
     let login = || LoginRequest {
+        scopes: Vec::new(),
         username: "bench".into(),
         password: PASSWORD.into(),
     };
@@ -648,7 +672,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
     let twin = |level: Option<&'static str>| {
         let addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
         let listen = addr.to_string();
-        let args = [
+        let mut args = vec![
             "--listen",
             &listen,
             "--database-url",
@@ -656,6 +680,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
             "--auth-url",
             &auth_url,
         ];
+        args.extend(credentials);
         (addr, spawn("book-service", &args, level))
     };
     let ((loud_addr, _loud), (quiet_addr, _quiet)) = (twin(None), twin(Some("warn")));

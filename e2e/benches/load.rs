@@ -84,6 +84,7 @@ async fn login(client: &AuthServiceClient<Channel>, username: &str) -> LoginResp
     client
         .clone()
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: username.into(),
             password: PASSWORD.into(),
         })
@@ -144,6 +145,7 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = flood
                         .login(LoginRequest {
+                            scopes: Vec::new(),
                             username: format!("flood{}", i % accounts),
                             password: PASSWORD.into(),
                         })
@@ -167,6 +169,32 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
     );
 }
 
+/// A book-service configuration on `dir/books.db`, trusting the auth-service at `auth_addr`
+/// (its database in `dir`), with the service client it watches revocations as.
+async fn book_config(
+    dir: &tempfile::TempDir,
+    auth_addr: std::net::SocketAddr,
+) -> book_service::Config {
+    let mut auth_config = auth_service::Config::defaults();
+    auth_config.serve.database_url = database_url(dir.path(), "auth.db");
+    let admin = auth_service::admin::Admin::open(&auth_config)
+        .await
+        .expect("auth-service's database");
+    let secret_file = dir.path().join("book-service.secret");
+    admin
+        .ensure_client("book-service", "revocations:watch", &secret_file)
+        .await
+        .expect("book-service's client");
+    admin.close().await;
+    let mut config = book_service::Config::defaults();
+    config.serve.listen = any_port();
+    config.serve.database_url = database_url(dir.path(), "books.db");
+    config.auth_url = format!("http://{auth_addr}");
+    config.auth_client_id = Some("book-service".into());
+    config.auth_client_secret_file = Some(secret_file);
+    config
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -179,10 +207,7 @@ async fn main() {
             .expect("auth-service"),
     );
     let auth_addr = auth.addr;
-    let mut book_config = book_service::Config::defaults();
-    book_config.serve.listen = any_port();
-    book_config.serve.database_url = database_url(dir.path(), "books.db");
-    book_config.auth_url = auth.url();
+    let book_config = book_config(&dir, auth.addr).await;
     let book = Server::start(
         book_service::build(book_config)
             .await
@@ -369,11 +394,8 @@ async fn get_book_while_scraped(
     token: &str,
     id: &str,
 ) {
-    let mut config = book_service::Config::defaults();
-    config.serve.listen = any_port();
+    let mut config = book_config(dir, auth_addr).await;
     config.serve.http_listen = Some(any_port());
-    config.serve.database_url = database_url(dir.path(), "books.db");
-    config.auth_url = format!("http://{auth_addr}");
     let server = Server::start(book_service::build(config).await.expect("book-service"));
     let http = server.http.expect("side door");
     let scraping = tokio::spawn(async move {
@@ -409,10 +431,7 @@ async fn behind_a_balancer(
         println!("(no /usr/sbin/haproxy: the balancer lines are skipped)");
         return;
     }
-    let mut config = book_service::Config::defaults();
-    config.serve.listen = any_port();
-    config.serve.database_url = database_url(dir.path(), "books.db");
-    config.auth_url = format!("http://{auth_addr}");
+    let config = book_config(dir, auth_addr).await;
     let second = Server::start(book_service::build(config).await.expect("book-service"));
     for replicas in [vec![first], vec![first, second.addr]] {
         let port = bookstore_testkit::any_port_number();
@@ -457,12 +476,9 @@ async fn get_book_over_tls(
 ) {
     let ca = bookstore_testkit::pki::TestCa::new(dir.path(), "bench-ca");
     let cert = ca.issue(dir.path(), "bench-book");
-    let mut config = book_service::Config::defaults();
-    config.serve.listen = any_port();
-    config.serve.database_url = database_url(dir.path(), "books.db");
+    let mut config = book_config(dir, auth_addr).await;
     config.serve.tls_cert = Some(cert.cert);
     config.serve.tls_key = Some(cert.key);
-    config.auth_url = format!("http://{auth_addr}");
     let server = Server::start(book_service::build(config).await.expect("TLS book-service"));
     let tls = bookstore_kit::config::ClientTls {
         ca_cert: Some(ca.ca.clone()),

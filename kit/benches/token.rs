@@ -44,6 +44,8 @@ fn main() {
         exp: now + 900,
         jti: "bench".into(),
         sid: "session".into(),
+        scope: String::new(),
+        client_id: None,
     };
     let signer = Signer::new("k1", &key);
     let jwt = signer.sign(&claims);

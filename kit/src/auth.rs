@@ -45,6 +45,14 @@ pub struct Authenticator {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("domain", &self.inner.domain)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     /// Keys tokens may be signed with.
     keys: SharedKeys,
@@ -324,6 +332,8 @@ mod tests {
             exp: now + 900,
             jti: "jti".into(),
             sid: "session".into(),
+            scope: String::new(),
+            client_id: None,
         }
     }
 

@@ -38,6 +38,34 @@ impl tonic::service::Interceptor for PropagateTrace {
     }
 }
 
+/// The bearer token a service presents on its calls to another (book-service's service-client
+/// token for WatchRevocations), kept fresh by whoever holds the other end; `None` until the
+/// first one arrives (cheap to clone).
+pub type SharedBearer = std::sync::Arc<std::sync::RwLock<Option<String>>>;
+
+/// A tonic interceptor that propagates the trace ([`PropagateTrace`]) and, when `bearer` holds
+/// a token, sends it as `authorization: Bearer <token>`.
+#[derive(Debug, Clone, Default)]
+pub struct WithBearer {
+    /// The token to send.
+    pub bearer: SharedBearer,
+}
+
+impl tonic::service::Interceptor for WithBearer {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = PropagateTrace.call(request)?;
+        let token = self
+            .bearer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(value) = token.and_then(|t| format!("Bearer {t}").parse().ok()) {
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
 /// Writes W3C trace context into gRPC metadata.
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 

@@ -157,6 +157,7 @@ mod tests {
         ("listen", "127.0.0.1:1"),
         ("database_url", "sqlite://demo.db"),
         ("issuer", "me"),
+        ("max_connections", "10"),
     ];
 
     #[test]
@@ -174,6 +175,7 @@ mod tests {
                 "DEMO_HTTP_LISTEN",
                 "DEMO_ISSUER",
                 "DEMO_LISTEN",
+                "DEMO_MAX_CONNECTIONS",
                 "DEMO_TLS_CERT",
                 "DEMO_TLS_CLIENT_CA",
                 "DEMO_TLS_KEY"

@@ -24,7 +24,10 @@ use tonic::transport::Channel;
 
 use tracing::Instrument;
 
-use crate::{client::PropagateTrace, clock::Clock};
+use crate::{
+    client::{SharedBearer, WithBearer},
+    clock::Clock,
+};
 
 /// The revocations a verifier knows. Cheap to clone; clones share the set.
 #[derive(Debug, Clone, Default)]
@@ -103,13 +106,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// stream says the whole backlog has arrived (`caught_up` on a message), which may take several
 /// messages. While auth-service is unreachable
 /// the verifier goes on with what it knows, and a warning says for how long it has been behind.
+///
+/// The stream needs a credential: `bearer` (a token with `revocations:watch`, sent when it
+/// holds one) or the channel's client certificate (mTLS).
 pub async fn watch(
     channel: Channel,
+    bearer: SharedBearer,
     revocations: Revocations,
     clock: Clock,
     mut caught_up: Option<oneshot::Sender<()>>,
 ) {
-    let mut client = RevocationServiceClient::with_interceptor(channel, PropagateTrace);
+    let mut client = RevocationServiceClient::with_interceptor(channel, WithBearer { bearer });
     let mut backoff = Duration::from_millis(100);
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut down_since: Option<tokio::time::Instant> = None;
@@ -151,6 +158,14 @@ pub async fn watch(
                     }
                 }
             }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                ) =>
+            {
+                tracing::warn!(code = ?status.code(), message = status.message(), "auth-service refused the revocation stream: give this service a client with revocations:watch (--auth-client-id, --auth-client-secret-file) or an mTLS client certificate");
+            }
             Err(status) => {
                 tracing::debug!(code = ?status.code(), "cannot subscribe to revocations yet");
             }
@@ -190,6 +205,8 @@ mod tests {
             exp: iat + 900,
             jti: "j".into(),
             sid: sid.into(),
+            scope: String::new(),
+            client_id: None,
         }
     }
 

@@ -169,6 +169,7 @@ async fn change_password_replaces_it_and_revokes_every_refresh_token() {
             app.auth()
                 .await
                 .refresh_token(RefreshTokenRequest {
+                    scopes: Vec::new(),
                     refresh_token: session.refresh_token.clone(),
                 })
                 .await,

@@ -83,6 +83,7 @@ async fn kill_9_during_a_registration_burst_loses_no_acknowledged_user() {
     for name in &names {
         client
             .login(bookstore_contract::proto::auth::LoginRequest {
+                scopes: Vec::new(),
                 username: name.clone(),
                 password: PASSWORD.into(),
             })

@@ -23,6 +23,7 @@ async fn client_from(app: &TestApp, ip: &str) -> AuthServiceClient<Channel> {
 
 fn login_request(username: &str, password: &str) -> LoginRequest {
     LoginRequest {
+        scopes: Vec::new(),
         username: username.into(),
         password: password.into(),
     }
@@ -360,6 +361,7 @@ async fn the_purge_deletes_dead_refresh_tokens_and_idle_counters_but_keeps_live_
     );
     // The live session still refreshes.
     auth.refresh_token(bookstore_contract::proto::auth::RefreshTokenRequest {
+        scopes: Vec::new(),
         refresh_token: live.refresh_token,
     })
     .await

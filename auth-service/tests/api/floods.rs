@@ -12,17 +12,19 @@ use bookstore_testkit::reason;
 use futures::future::join_all;
 use tonic::Code;
 
-use crate::helpers::{expect_code, TestApp};
+use crate::helpers::{bearer, expect_code, TestApp};
 
 #[tokio::test]
 async fn one_address_holds_at_most_sixteen_revocation_streams() {
     let app = TestApp::spawn().await;
+    let token = app.watcher_token().await;
+    let watch = || bearer(WatchRevocationsRequest { after: 0 }, &token);
     let flooder = Some("127.0.31.1".parse().expect("ip"));
     let mut streams = Vec::new();
     for _ in 0..16 {
         let mut client = RevocationServiceClient::new(app.channel_from(flooder).await);
         let mut stream = client
-            .watch_revocations(WatchRevocationsRequest { after: 0 })
+            .watch_revocations(watch())
             .await
             .expect("one of the first 16 streams")
             .into_inner();
@@ -32,26 +34,21 @@ async fn one_address_holds_at_most_sixteen_revocation_streams() {
     }
     let mut client = RevocationServiceClient::new(app.channel_from(flooder).await);
     let status = expect_code(
-        client
-            .watch_revocations(WatchRevocationsRequest { after: 0 })
-            .await,
+        client.watch_revocations(watch()).await,
         Code::ResourceExhausted,
     );
     assert_eq!(reason(&status), "TOO_MANY_STREAMS");
     // Another address is not affected.
     let other = Some("127.0.31.2".parse().expect("ip"));
     RevocationServiceClient::new(app.channel_from(other).await)
-        .watch_revocations(WatchRevocationsRequest { after: 0 })
+        .watch_revocations(watch())
         .await
         .expect("another address");
     // A closed stream gives its place back.
     drop(streams.pop());
     let mut reopened = None;
     for _ in 0..100 {
-        match client
-            .watch_revocations(WatchRevocationsRequest { after: 0 })
-            .await
-        {
+        match client.watch_revocations(watch()).await {
             Ok(stream) => {
                 reopened = Some(stream);
                 break;
@@ -76,9 +73,12 @@ async fn a_flood_of_junk_refresh_tokens_ends_in_resource_exhausted_and_others_st
             async move {
                 let refresh_token = format!("junk-{wave}-{i}");
                 let result = if i % 2 == 0 {
-                    auth.refresh_token(RefreshTokenRequest { refresh_token })
-                        .await
-                        .map(|_| ())
+                    auth.refresh_token(RefreshTokenRequest {
+                        scopes: Vec::new(),
+                        refresh_token,
+                    })
+                    .await
+                    .map(|_| ())
                 } else {
                     auth.logout(LogoutRequest { refresh_token })
                         .await
@@ -106,6 +106,7 @@ async fn a_flood_of_junk_refresh_tokens_ends_in_resource_exhausted_and_others_st
     let mut auth = auth;
     let status = expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: "more junk".into(),
         })
         .await,
@@ -128,8 +129,9 @@ async fn a_logout_that_ends_nothing_sends_no_revocation() {
     auth.logout(logout(&login.refresh_token))
         .await
         .expect("logout");
+    let token = app.watcher_token().await;
     let mut stream = RevocationServiceClient::new(app.channel().await)
-        .watch_revocations(WatchRevocationsRequest { after: 0 })
+        .watch_revocations(bearer(WatchRevocationsRequest { after: 0 }, &token))
         .await
         .expect("watch")
         .into_inner();

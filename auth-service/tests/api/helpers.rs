@@ -164,6 +164,7 @@ impl TestApp {
         self.auth()
             .await
             .login(LoginRequest {
+                scopes: Vec::new(),
                 username: username.into(),
                 password: password.into(),
             })
@@ -176,6 +177,30 @@ impl TestApp {
         Admin::open(&config(self.dir.path(), self.clock.0.clone()))
             .await
             .expect("open the database for administration")
+    }
+
+    /// A token with `revocations:watch` (what WatchRevocations needs), for a service client
+    /// `watcher` made on first use.
+    pub async fn watcher_token(&self) -> String {
+        let file = self.dir.path().join("watcher.secret");
+        let admin = self.admin().await;
+        admin
+            .ensure_client("watcher", "revocations:watch", &file)
+            .await
+            .expect("the watcher client");
+        admin.close().await;
+        let secret = std::fs::read_to_string(&file).expect("secret");
+        self.auth()
+            .await
+            .issue_client_token(bookstore_contract::proto::auth::IssueClientTokenRequest {
+                client_id: "watcher".into(),
+                client_secret: secret.trim().into(),
+                scopes: Vec::new(),
+            })
+            .await
+            .expect("a watcher token")
+            .into_inner()
+            .access_token
     }
 
     /// The active signing key and its kid, read from the database (for forging tokens).

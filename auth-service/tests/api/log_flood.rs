@@ -82,6 +82,7 @@ async fn security_events_reach_the_log_while_a_flood_of_ordinary_lines_is_droppe
     for i in 0..3 {
         let wrong = auth
             .login(LoginRequest {
+                scopes: Vec::new(),
                 username: format!("victim{i}"),
                 password: "a wrong password".into(),
             })

@@ -14,6 +14,7 @@ mod http;
 mod log_flood;
 mod overlap;
 mod replicas;
+mod scopes;
 mod serving;
 mod sessions;
 mod throttle;

@@ -69,7 +69,14 @@ async fn try_login(
     username: String,
     password: String,
 ) -> Option<(String, String)> {
-    let login = auth.login(LoginRequest { username, password }).await.ok()?;
+    let login = auth
+        .login(LoginRequest {
+            scopes: Vec::new(),
+            username,
+            password,
+        })
+        .await
+        .ok()?;
     let login = login.into_inner();
     Some((login.access_token, login.refresh_token))
 }
@@ -83,6 +90,7 @@ async fn nothing_survives(racers: JoinSet<Obtained>, channels: &[Channel; 2]) ->
         let mut auth = AuthServiceClient::new(channels[i % 2].clone());
         expect_code(
             auth.refresh_token(RefreshTokenRequest {
+                scopes: Vec::new(),
                 refresh_token: refresh.clone(),
             })
             .await,
@@ -191,6 +199,7 @@ async fn no_refresh_that_overlapped_a_logout_or_a_password_change_keeps_the_sess
                 let (mut obtained, mut current) = (Vec::new(), first);
                 while !stop.load(Ordering::SeqCst) {
                     let request = RefreshTokenRequest {
+                        scopes: Vec::new(),
                         refresh_token: current.clone(),
                     };
                     let Ok(next) = auth.refresh_token(request).await else {

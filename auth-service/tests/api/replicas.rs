@@ -43,6 +43,7 @@ async fn the_login_throttle_counts_exactly_across_replicas() {
         async move {
             client
                 .login(LoginRequest {
+                    scopes: Vec::new(),
                     username: "alice".into(),
                     password: "not the right password".into(),
                 })
@@ -73,7 +74,10 @@ async fn a_refresh_token_is_spent_once_whichever_replicas_see_it() {
         let refresh_token = login.refresh_token.clone();
         async move {
             client
-                .refresh_token(RefreshTokenRequest { refresh_token })
+                .refresh_token(RefreshTokenRequest {
+                    scopes: Vec::new(),
+                    refresh_token,
+                })
                 .await
                 .map(tonic::Response::into_inner)
         }
@@ -90,6 +94,7 @@ async fn a_refresh_token_is_spent_once_whichever_replicas_see_it() {
     let mut other = two.auth().await;
     let status = other
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: successor,
         })
         .await

@@ -167,6 +167,7 @@ async fn every_call_logs_one_line_with_method_code_latency_and_user_but_no_secre
     .expect("register");
     let login = auth
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: "logged".into(),
             password: password.into(),
         })
@@ -246,6 +247,7 @@ async fn security_events_are_logged_with_who_and_where_but_no_secret() {
         .await
         .expect("connect");
     let login = |password: &str| LoginRequest {
+        scopes: Vec::new(),
         username: "mallory".into(),
         password: password.into(),
     };
@@ -306,6 +308,7 @@ async fn security_events_are_logged_with_who_and_where_but_no_secret() {
         .into_inner()
         .refresh_token;
     let refresh = |token: &str| RefreshTokenRequest {
+        scopes: Vec::new(),
         refresh_token: token.into(),
     };
     auth.refresh_token(refresh(&first)).await.expect("refresh");

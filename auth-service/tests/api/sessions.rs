@@ -121,6 +121,7 @@ async fn refresh_rotates_the_refresh_token_and_issues_a_fresh_access_token() {
         .auth()
         .await
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: login.refresh_token.clone(),
         })
         .await
@@ -148,6 +149,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     let mut auth = app.auth().await;
     let next = auth
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: login.refresh_token.clone(),
         })
         .await
@@ -155,6 +157,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
         .into_inner();
     let status = expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: login.refresh_token.clone(),
         })
         .await,
@@ -167,6 +170,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     // The legitimate successor is revoked too.
     expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: next.refresh_token,
         })
         .await,
@@ -175,6 +179,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     // Another login is a separate family and still works.
     let other = app.login("erin").await;
     auth.refresh_token(RefreshTokenRequest {
+        scopes: Vec::new(),
         refresh_token: other.refresh_token,
     })
     .await
@@ -190,6 +195,7 @@ async fn refresh_with_unknown_empty_or_expired_tokens_is_unauthenticated() {
     for token in ["", "not-a-token"] {
         expect_code(
             auth.refresh_token(RefreshTokenRequest {
+                scopes: Vec::new(),
                 refresh_token: token.into(),
             })
             .await,
@@ -199,6 +205,7 @@ async fn refresh_with_unknown_empty_or_expired_tokens_is_unauthenticated() {
     app.advance(30 * 24 * 3600);
     expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: login.refresh_token,
         })
         .await,
@@ -214,6 +221,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     let mut auth = app.auth().await;
     let next = auth
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: login.refresh_token.clone(),
         })
         .await
@@ -233,6 +241,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     }
     expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: next.refresh_token,
         })
         .await,

@@ -17,6 +17,7 @@ async fn login(
 ) -> Result<(), Status> {
     client
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: username.into(),
             password: password.into(),
         })

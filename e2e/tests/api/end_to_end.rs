@@ -63,6 +63,7 @@ async fn register_login_crud_refresh_logout() {
     let mut auth = stack.auth_client().await;
     let refreshed = auth
         .refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: alice.login.refresh_token.clone(),
         })
         .await
@@ -98,6 +99,7 @@ async fn register_login_crud_refresh_logout() {
     .expect("logout");
     expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: refreshed.refresh_token,
         })
         .await,

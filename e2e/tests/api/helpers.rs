@@ -42,15 +42,60 @@ pub async fn start_book_with(
     auth_addr: SocketAddr,
     configure: impl FnOnce(&mut book_service::Config),
 ) -> Server {
+    start_book_in(dir, dir, auth_addr, configure).await
+}
+
+/// book-service on `book_dir/books.db`, trusting the auth-service at `auth_addr` whose
+/// database is in `auth_dir` (where its service client is provisioned, as `bookstore up`
+/// does), its configuration changed by `configure`.
+pub async fn start_book_in(
+    book_dir: &Path,
+    auth_dir: &Path,
+    auth_addr: SocketAddr,
+    configure: impl FnOnce(&mut book_service::Config),
+) -> Server {
+    let (id, secret_file) = book_client(auth_dir).await;
     let mut config = book_service::Config::defaults();
     config.serve.listen = any_port();
-    config.serve.database_url = database_url(dir, "books.db");
+    config.serve.database_url = database_url(book_dir, "books.db");
     config.auth_url = format!("http://{auth_addr}");
+    config.auth_client_id = Some(id);
+    config.auth_client_secret_file = Some(secret_file);
     configure(&mut config);
     let app = book_service::build(config)
         .await
         .expect("build book-service");
     Server::start(app)
+}
+
+/// book-service's service client (scope `revocations:watch`) in the auth-service database of
+/// `auth_dir`, made on first use: its name and the file holding its secret.
+pub async fn book_client(auth_dir: &Path) -> (String, std::path::PathBuf) {
+    // Book-services started together must not rotate each other's secret.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let file = auth_dir.join("book-service.secret");
+    let admin = Admin::open(&auth_config(auth_dir, any_port()))
+        .await
+        .expect("open auth-service's database");
+    admin
+        .ensure_client("book-service", "revocations:watch", &file)
+        .await
+        .expect("book-service's client");
+    admin.close().await;
+    ("book-service".into(), file)
+}
+
+/// The command-line flags that give a book-service binary its service client in the
+/// auth-service database of `auth_dir` ([`book_client`]).
+pub async fn book_client_args(auth_dir: &Path) -> Vec<String> {
+    let (id, file) = book_client(auth_dir).await;
+    vec![
+        "--auth-client-id".into(),
+        id,
+        "--auth-client-secret-file".into(),
+        file.display().to_string(),
+    ]
 }
 
 /// Overall health of the server at `addr`.
@@ -201,6 +246,7 @@ pub async fn login(auth: SocketAddr, username: &str) -> Caller {
         .await
         .expect("connect auth")
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: username.into(),
             password: PASSWORD.into(),
         })

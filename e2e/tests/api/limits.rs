@@ -10,9 +10,10 @@ use bookstore_contract::proto::{
         auth_service_client::AuthServiceClient,
         auth_service_server::{AuthService, AuthServiceServer},
         revocation_service_server::{RevocationService, RevocationServiceServer},
-        GetJwksRequest, GetJwksResponse, LoginRequest, LoginResponse, LogoutRequest,
-        LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest,
-        RegisterResponse, WatchRevocationsRequest, WatchRevocationsResponse,
+        GetJwksRequest, GetJwksResponse, IssueClientTokenRequest, IssueClientTokenResponse,
+        LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest,
+        RefreshTokenResponse, RegisterRequest, RegisterResponse, WatchRevocationsRequest,
+        WatchRevocationsResponse,
     },
     book::{
         book_service_client::BookServiceClient, CreateBookRequest, DeleteBookRequest,
@@ -142,17 +143,17 @@ async fn thirty_thousand_distinct_filters_leave_memory_flat() {
     let auth = start_auth(dir.path(), any_port()).await;
     let db = database_url(dir.path(), "books.db");
     let auth_url = format!("http://{}", auth.addr);
-    let book = ChildService::start(
-        &workspace_binary("book-service"),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db,
-            "--auth-url",
-            &auth_url,
-        ],
-    );
+    let credentials = crate::helpers::book_client_args(dir.path()).await;
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db,
+        "--auth-url",
+        &auth_url,
+    ];
+    args.extend(credentials.iter().map(String::as_str));
+    let book = ChildService::start(&workspace_binary("book-service"), &args);
     let addr: SocketAddr = book.addr.parse().expect("addr");
     crate::helpers::wait_serving(addr, Duration::from_secs(10)).await;
     let alice = register_and_login(auth.addr, "alice").await;
@@ -235,10 +236,24 @@ impl AuthService for SilentRevocations {
         &self,
         request: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
-        let mut real = AuthServiceClient::connect(format!("http://{}", self.real))
+        self.real().await?.get_jwks(request.into_inner()).await
+    }
+    async fn issue_client_token(
+        &self,
+        request: Request<IssueClientTokenRequest>,
+    ) -> Result<Response<IssueClientTokenResponse>, Status> {
+        self.real()
+            .await?
+            .issue_client_token(request.into_inner())
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        real.get_jwks(request.into_inner()).await
+    }
+}
+
+impl SilentRevocations {
+    async fn real(&self) -> Result<AuthServiceClient<tonic::transport::Channel>, Status> {
+        AuthServiceClient::connect(format!("http://{}", self.real))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 

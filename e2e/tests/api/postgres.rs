@@ -34,17 +34,17 @@ async fn a_book_service_started_before_its_postgres_is_not_serving_until_it_answ
     let cluster = Cluster::init();
     let url = cluster.url("postgres");
     let auth_url = auth.url();
-    let book = ChildService::start(
-        &workspace_binary("book-service"),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &url,
-            "--auth-url",
-            &auth_url,
-        ],
-    );
+    let credentials = crate::helpers::book_client_args(dir.path()).await;
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--auth-url",
+        &auth_url,
+    ];
+    args.extend(credentials.iter().map(String::as_str));
+    let book = ChildService::start(&workspace_binary("book-service"), &args);
     let addr = book.addr.parse().expect("addr");
     let waiting = book
         .wait_for_log_containing("database unreachable")
@@ -109,6 +109,9 @@ async fn a_postgres_restart_under_load_fails_calls_unavailable_and_loses_nothing
     config.serve.listen = any_port();
     config.serve.database_url = cluster.url("postgres");
     config.auth_url = auth.url();
+    let (id, secret_file) = crate::helpers::book_client(dir.path()).await;
+    config.auth_client_id = Some(id);
+    config.auth_client_secret_file = Some(secret_file);
     let book = Server::start(book_service::build(config).await.expect("build"));
     wait_serving(book.addr, Duration::from_secs(10)).await;
     let alice = register_and_login(auth.addr, "alice").await;

@@ -14,7 +14,7 @@ use futures::future::join_all;
 use prost_types::FieldMask;
 use tonic::{transport::Channel, Code};
 
-use crate::helpers::{bearer, sample, start_book, wait_serving, Stack};
+use crate::helpers::{bearer, sample, start_book, start_book_in, wait_serving, Stack};
 
 /// The stack's book-service and `extra` more replicas on its database, all SERVING, with a
 /// client for each (the stack's first).
@@ -189,7 +189,10 @@ async fn total_size_is_exact_after_a_write_through_the_same_replica_and_within_a
 async fn three_book_services_starting_together_on_a_fresh_database_all_serve() {
     let stack = Stack::spawn().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let servers = join_all((0..3).map(|_| start_book(dir.path(), stack.auth.addr))).await;
+    let servers = join_all(
+        (0..3).map(|_| start_book_in(dir.path(), stack.dir.path(), stack.auth.addr, |_| {})),
+    )
+    .await;
     let alice = stack.user("alice").await;
     for server in &servers {
         wait_serving(server.addr, Duration::from_secs(10)).await;

@@ -14,7 +14,8 @@ use bookstore_testkit::{any_port, reason, until_revoked, PASSWORD};
 use tonic::Code;
 
 use crate::helpers::{
-    bearer, expect_code, register_and_login, start_auth, start_book, wait_serving, Caller, Stack,
+    bearer, expect_code, register_and_login, start_auth, start_book, start_book_in, wait_serving,
+    Caller, Stack,
 };
 
 /// Polls book-service with `caller`'s token until it is refused as revoked (at most `within`).
@@ -80,6 +81,7 @@ async fn a_password_change_revokes_older_tokens_but_not_the_next_login() {
         .auth_client()
         .await
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: "bob".into(),
             password: new_password.into(),
         })
@@ -100,6 +102,7 @@ async fn reuse_of_a_spent_refresh_token_revokes_the_session_everywhere() {
     let carol = stack.user("carol").await;
     let mut auth = stack.auth_client().await;
     let refresh = |token: &str| RefreshTokenRequest {
+        scopes: Vec::new(),
         refresh_token: token.into(),
     };
     let next = auth
@@ -136,6 +139,7 @@ async fn a_disabled_user_is_refused_everywhere_and_cannot_log_in_until_enabled()
 
     let mut auth = stack.auth_client().await;
     let login = |password: &str| LoginRequest {
+        scopes: Vec::new(),
         username: "dave".into(),
         password: password.into(),
     };
@@ -147,6 +151,7 @@ async fn a_disabled_user_is_refused_everywhere_and_cannot_log_in_until_enabled()
     );
     expect_code(
         auth.refresh_token(RefreshTokenRequest {
+            scopes: Vec::new(),
             refresh_token: dave.login.refresh_token.clone(),
         })
         .await,
@@ -179,7 +184,7 @@ async fn a_book_service_started_after_the_logout_refuses_the_token_from_its_firs
         .await
         .expect("logout");
     let late_dir = tempfile::tempdir().expect("temp dir");
-    let late = start_book(late_dir.path(), stack.auth.addr).await;
+    let late = start_book_in(late_dir.path(), stack.dir.path(), stack.auth.addr, |_| {}).await;
     wait_serving(late.addr, Duration::from_secs(10)).await;
     let mut books =
         bookstore_contract::proto::book::book_service_client::BookServiceClient::connect(

@@ -75,6 +75,7 @@ async fn book_service_reaches_auth_service_over_mutual_tls() {
         .expect("register");
     let token = auth_client
         .login(LoginRequest {
+            scopes: Vec::new(),
             username: "tls".into(),
             password: PASSWORD.into(),
         })
