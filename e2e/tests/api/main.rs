@@ -13,5 +13,6 @@ mod paging;
 mod postgres;
 mod replicas;
 mod revocation;
+mod scopes;
 mod tls;
 mod traces;
