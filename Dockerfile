@@ -29,7 +29,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 RUN echo 'bookstore:x:10001:10001:Bookstore:/data:/usr/sbin/nologin' >> /etc/passwd \
     && echo 'bookstore:x:10001:' >> /etc/group \
-    && mkdir -p /data && chown 10001:10001 /data
+    && mkdir -p /data /secrets && chown 10001:10001 /data /secrets
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
