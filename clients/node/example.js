@@ -1,4 +1,5 @@
-// The whole Bookstore flow from Node: register, login, CRUD, error handling, refresh, logout.
+// The whole Bookstore flow from Node: register, login, CRUD, error handling, a read-only token
+// refused on a write, refresh, logout.
 // Run against `bookstore up` (or docker compose):  node example.js
 'use strict';
 
@@ -33,6 +34,19 @@ async function main() {
 
   const listed = await shop.books.ListBooks({ page_size: 10 }, shop.authMetadata());
   console.log(`${listed.total_size} book(s): ${listed.books.map((b) => b.title).join(', ')}`);
+
+  // A narrower token: a read-only one (scope books:read) lists but cannot write.
+  const readOnly = await shop.auth.Login({ username, password: PASSWORD, scopes: ['books:read'] });
+  const reader = new grpc.Metadata();
+  reader.set('authorization', `Bearer ${readOnly.access_token}`);
+  await shop.books.ListBooks({}, reader);
+  try {
+    await shop.books.CreateBook({ book: { title: 'Dawn', author: 'Octavia E. Butler' } }, reader);
+    throw new Error('a books:read token was allowed to write');
+  } catch (error) {
+    if (error.code !== grpc.status.PERMISSION_DENIED) throw error;
+    console.log(`read-only token (${readOnly.scope}) refused a write: ${grpc.status[error.code]}: ${error.details}`);
+  }
 
   const { book: updated } = await shop.books.UpdateBook(
     { book: { ...book, price_cents: 999 }, update_mask: { paths: ['price_cents'] } },

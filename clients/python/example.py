@@ -1,4 +1,5 @@
-"""The whole Bookstore flow from Python: register, login, CRUD, error handling, refresh, logout.
+"""The whole Bookstore flow from Python: register, login, CRUD, error handling, a read-only token
+refused on a write, refresh, logout.
 
 Run against `bookstore up` (or docker compose):  python3 example.py
 """
@@ -8,7 +9,7 @@ import uuid
 import grpc
 from google.protobuf import field_mask_pb2
 
-from bookstore_client import Bookstore, book_pb2, error_reason, field_violations
+from bookstore_client import Bookstore, auth_pb2, book_pb2, error_reason, field_violations
 
 PASSWORD = "correct horse battery"
 
@@ -44,6 +45,17 @@ def main():
 
     listed = shop.books.ListBooks(book_pb2.ListBooksRequest(page_size=10), metadata=auth)
     print(f"{listed.total_size} book(s): {[b.title for b in listed.books]}")
+
+    # A narrower token: a read-only one (scope books:read) lists but cannot write.
+    read_only = shop.auth.Login(auth_pb2.LoginRequest(username=username, password=PASSWORD, scopes=["books:read"]))
+    reader = (("authorization", f"Bearer {read_only.access_token}"),)
+    shop.books.ListBooks(book_pb2.ListBooksRequest(), metadata=reader)
+    try:
+        shop.books.CreateBook(book_pb2.CreateBookRequest(book=book_pb2.Book(title="Dawn", author="Octavia E. Butler")), metadata=reader)
+        raise SystemExit("a books:read token was allowed to write")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error
+        print(f"read-only token ({read_only.scope}) refused a write: {error.code().name} ({error_reason(error)})")
 
     book.price_cents = 1299
     updated = shop.books.UpdateBook(
