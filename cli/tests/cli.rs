@@ -371,6 +371,97 @@ fn two_commands_at_once_with_an_expired_token_refresh_it_once_and_stay_logged_in
     assert_eq!(up.ok(&["whoami"]).trim(), "erin", "still logged in");
 }
 
+/// The claims of a JWT, without verifying it (the services do that).
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+#[test]
+fn token_prints_a_narrowed_token_and_client_credentials_make_the_commands_act_as_a_client() {
+    let up = Up::start();
+    up.logged_in("fiona");
+    let narrowed = up.ok(&["token", "--scopes", "books:read"]);
+    assert_eq!(claims(narrowed.trim())["scope"], "books:read");
+    let full = up.ok(&["token"]);
+    assert_eq!(claims(full.trim())["scope"], "books:read books:write");
+    assert_eq!(
+        up.ok(&["whoami"]).trim(),
+        "fiona",
+        "the session still works"
+    );
+    let refused = up.fails(&["token", "--scopes", "users:read"], "");
+    assert!(refused.contains("scopes"), "{refused}");
+
+    // A service client made with auth-service's `clients create`, used through the environment.
+    let created = Command::new(bookstore_testkit::workspace_binary("auth-service"))
+        .args([
+            "clients",
+            "create",
+            "importer",
+            "--scopes",
+            "books:read books:write",
+        ])
+        .env(
+            "AUTH_DATABASE_URL",
+            format!("sqlite://{}", up._data.path().join("auth.db").display()),
+        )
+        .output()
+        .expect("clients create");
+    assert!(created.status.success());
+    let created = String::from_utf8_lossy(&created.stdout).into_owned();
+    let value = |label: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .expect("a labelled line")
+            .to_string()
+    };
+    let (id, secret) = (value("client_id: "), value("client_secret: "));
+    let as_client = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", up.config.path())
+            .env("BOOKSTORE_AUTH_URL", &up.auth_url)
+            .env("BOOKSTORE_BOOK_URL", &up.book_url)
+            .env("BOOKSTORE_CLIENT_ID", &id)
+            .env("BOOKSTORE_CLIENT_SECRET", &secret)
+            .output()
+            .expect("run bookstore")
+    };
+    let token = as_client(&["token"]);
+    assert!(token.status.success());
+    assert_eq!(
+        claims(String::from_utf8_lossy(&token.stdout).trim())["client_id"],
+        id.as_str()
+    );
+    let added = as_client(&[
+        "books",
+        "add",
+        "--title",
+        "Imported",
+        "--author",
+        "A. Client",
+        "--price",
+        "1",
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = as_client(&["books", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("Imported"));
+    assert!(
+        !up.ok(&["books", "list"]).contains("Imported"),
+        "the client's books are its own"
+    );
+}
+
 #[test]
 fn login_never_writes_through_a_planted_symlink_and_keeps_its_directory_private() {
     use std::os::unix::fs::symlink;
