@@ -123,12 +123,12 @@ impl Admin {
             .await
     }
 
-    /// Makes sure the client `name` exists with `scopes` and that `secret_file` holds its
-    /// current secret: creates the client with a fresh secret, or gives it a new one (the old
-    /// one revoked at once) when the file is missing or holds another; then writes the file
-    /// (0600). Does nothing when both already agree. For provisioning (`bookstore up`, the
-    /// compose files' one-shot `clients ensure`, tests): the secret goes to a file, never to
-    /// stdout.
+    /// Makes sure the client `name` exists with `scopes` and that its secret is the one in
+    /// `secret_file`. A file holding a secret (a Kubernetes Secret, say) is taken as the
+    /// secret: the client is created with it, or given it (the old secret revoked at once)
+    /// when it differs. A missing or empty file gets a fresh secret, written 0600. Does
+    /// nothing when both already agree. For provisioning (`bookstore up`, the compose files'
+    /// and the Kubernetes manifests' `clients ensure`, tests): the secret never goes to stdout.
     pub async fn ensure_client(
         &self,
         name: &str,
@@ -141,25 +141,30 @@ impl Admin {
             .and_then(|text| text.lines().next().map(|l| l.trim().to_string()))
             .filter(|secret| !secret.is_empty());
         let existing = self.accounts.db.client(name).await?;
-        let secret = match (&existing, held) {
-            (Some(client), Some(held)) if crate::clients::holds_secret(client, &held) => {
+        if let (Some(client), Some(held)) = (&existing, &held) {
+            if crate::clients::holds_secret(client, held) {
                 return Ok(());
             }
-            (Some(_), _) => {
-                self.rotate_client_secret(name, std::time::Duration::ZERO, None)
+        }
+        let write = held.is_none();
+        let secret = match existing {
+            Some(_) => {
+                self.rotate_client_secret(name, std::time::Duration::ZERO, held)
                     .await?
                     .1
             }
-            (None, _) => self.create_client(name, scopes, None).await?.1,
+            None => self.create_client(name, scopes, held).await?.1,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(secret_file)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", secret_file.display()))?;
-        std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+        if write {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(secret_file)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", secret_file.display()))?;
+            std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+        }
         Ok(())
     }
 

@@ -104,8 +104,9 @@ pub enum ClientsAction {
         #[arg(long)]
         secret_stdin: bool,
     },
-    /// Make sure a client exists and `--secret-file` holds its current secret (written 0600;
-    /// a new secret when the file is missing or stale): for provisioning, as compose does.
+    /// Make sure a client exists and its secret is the one in `--secret-file` (a file that
+    /// holds one is taken as the secret; a missing one gets a fresh secret, written 0600): for
+    /// provisioning, as the compose files and the Kubernetes manifests do.
     Ensure {
         /// The client's name.
         name: String,
