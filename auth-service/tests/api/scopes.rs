@@ -394,3 +394,57 @@ async fn a_given_secret_must_be_long_and_bad_input_changes_nothing() {
         "nothing stored"
     );
 }
+
+#[tokio::test]
+async fn clients_ensure_takes_the_secret_of_a_file_and_a_changed_file_replaces_it() {
+    let app = TestApp::spawn().await;
+    let file = app.dir.path().join("given.secret");
+    let first = "the-first-secret-from-a-kubernetes-secret-0001";
+    std::fs::write(&file, first).expect("write");
+    let ensure = || {
+        let out = std::process::Command::new(binary())
+            .args([
+                "clients",
+                "ensure",
+                "svc",
+                "--scopes",
+                "books:read",
+                "--secret-file",
+            ])
+            .arg(&file)
+            .env("AUTH_DATABASE_URL", database_url(app.dir.path()))
+            .output()
+            .expect("run ensure");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("secret-from"),
+            "never printed"
+        );
+    };
+    ensure();
+    ensure(); // idempotent
+    let mut auth = app.auth().await;
+    let token = issue(&mut auth, "svc", first, &[])
+        .await
+        .expect("the file's secret");
+    let second = "the-second-secret-from-a-kubernetes-secret-002";
+    std::fs::write(&file, second).expect("write");
+    ensure();
+    issue(&mut auth, "svc", second, &[])
+        .await
+        .expect("the new secret");
+    expect_code(
+        issue(&mut auth, "svc", first, &[]).await,
+        Code::Unauthenticated,
+    );
+    refused_within(&app, &token, Duration::from_secs(1)).await;
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        second,
+        "left as given"
+    );
+}

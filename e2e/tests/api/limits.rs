@@ -288,3 +288,47 @@ async fn no_call_is_admitted_before_the_revocation_backlog_has_arrived() {
     );
     assert_eq!(reason(&status), "NOT_READY");
 }
+
+#[tokio::test]
+async fn create_book_request_ids_are_forgotten_after_a_day() {
+    use book_service::{books::Books, db::Db, validate::BookFields};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Db::connect(&database_url(dir.path(), "books.db"))
+        .await
+        .expect("database");
+    let (clock, hand) = bookstore_kit::clock::Clock::manual(chrono::Utc::now());
+    let books = Books {
+        db,
+        page_tokens: bookstore_kit::paging::PageTokens::new([7; 32]),
+        clock,
+        total_sizes: Arc::default(),
+        max_books_per_user: 100,
+    };
+    let fields = || BookFields {
+        title: "Kindred".into(),
+        author: "Octavia E. Butler".into(),
+        publisher: String::new(),
+        price_cents: 1599,
+        isbn: None,
+    };
+    let owner = uuid::Uuid::now_v7().to_string();
+    let request = Some(uuid::Uuid::now_v7().to_string());
+    let first = books
+        .create(&owner, fields(), request.clone())
+        .await
+        .expect("create");
+    hand.advance_seconds(23 * 3600);
+    assert_eq!(books.purge().await.expect("purge"), 0, "kept for a day");
+    let retried = books
+        .create(&owner, fields(), request.clone())
+        .await
+        .expect("retry");
+    assert_eq!(retried.id, first.id, "a retry within the day is recognised");
+    hand.advance_seconds(2 * 3600);
+    assert_eq!(books.purge().await.expect("purge"), 1, "gone after a day");
+    let later = books
+        .create(&owner, fields(), request)
+        .await
+        .expect("create again");
+    assert_ne!(later.id, first.id, "the id is new again");
+}
