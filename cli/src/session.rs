@@ -117,24 +117,7 @@ pub async fn access_token(urls: &Urls) -> anyhow::Result<String> {
     if fresh(&session) {
         return Ok(session.access_token);
     }
-    let refreshed = client::auth(urls)
-        .await?
-        .refresh_token(RefreshTokenRequest {
-            scopes: Vec::new(),
-            refresh_token: session.refresh_token.clone(),
-        })
-        .await;
-    let refreshed = match refreshed {
-        Ok(r) => r.into_inner(),
-        Err(status) if status.code() == tonic::Code::Unauthenticated => {
-            delete()?;
-            bail!(
-                "your session has expired: run `bookstore login {}` again",
-                session.username
-            )
-        }
-        Err(status) => return Err(status.into()),
-    };
+    let refreshed = refresh(urls, &session, Vec::new()).await?;
     session.access_token = refreshed.access_token;
     session.access_expires_at = unix_now() + refreshed.expires_in;
     session.refresh_token = refreshed.refresh_token;
@@ -153,6 +136,21 @@ pub async fn narrowed_token(urls: &Urls, scopes: Vec<String>) -> anyhow::Result<
     require()?;
     let lock = tokio::task::spawn_blocking(lock).await??;
     let mut session = require()?;
+    let refreshed = refresh(urls, &session, scopes).await?;
+    session.refresh_token = refreshed.refresh_token;
+    save(&session)?;
+    drop(lock);
+    Ok(refreshed.access_token)
+}
+
+/// Spends `session`'s refresh token for a new pair (holding `scopes`, or all when empty). A
+/// refused token ends the stored session with a message that says how to log in again. Call
+/// under the session lock.
+async fn refresh(
+    urls: &Urls,
+    session: &Session,
+    scopes: Vec<String>,
+) -> anyhow::Result<bookstore_contract::proto::auth::RefreshTokenResponse> {
     let refreshed = client::auth(urls)
         .await?
         .refresh_token(RefreshTokenRequest {
@@ -160,8 +158,8 @@ pub async fn narrowed_token(urls: &Urls, scopes: Vec<String>) -> anyhow::Result<
             scopes,
         })
         .await;
-    let refreshed = match refreshed {
-        Ok(r) => r.into_inner(),
+    match refreshed {
+        Ok(r) => Ok(r.into_inner()),
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
             delete()?;
             bail!(
@@ -169,12 +167,8 @@ pub async fn narrowed_token(urls: &Urls, scopes: Vec<String>) -> anyhow::Result<
                 session.username
             )
         }
-        Err(status) => return Err(status.into()),
-    };
-    session.refresh_token = refreshed.refresh_token;
-    save(&session)?;
-    drop(lock);
-    Ok(refreshed.access_token)
+        Err(status) => Err(status.into()),
+    }
 }
 
 /// BOOKSTORE_CLIENT_ID and BOOKSTORE_CLIENT_SECRET, when both are set.

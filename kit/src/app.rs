@@ -290,23 +290,14 @@ fn plaintext_incoming(
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let tcp = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => tcp,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let (tcp, _) = tokio::select! {
+                accepted = connections::accept(&listener) => accepted,
                 () = sender.closed() => return,
             };
             let Some(place) = gate.place() else {
                 continue; // dropped: closed at once
             };
-            let _ = tcp.set_nodelay(true);
-            let _ = socket2::SockRef::from(&tcp)
-                .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
+            connections::tune(&tcp, keepalive);
             if sender.send(Ok(place.guard(tcp))).await.is_err() {
                 return;
             }

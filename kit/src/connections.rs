@@ -115,20 +115,36 @@ pub struct GatedListener {
     pub gate: Gate,
 }
 
+/// Sets an accepted socket up: no delay (gRPC's small frames), TCP keepalive after `idle`.
+pub fn tune(tcp: &tokio::net::TcpStream, idle: Duration) {
+    let _ = tcp.set_nodelay(true);
+    let _ = socket2::SockRef::from(tcp)
+        .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle));
+}
+
+/// The next connection on `listener`. A failed accept (out of descriptors, say) is logged
+/// and retried after a pause rather than ending the server.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 impl axum::serve::Listener for GatedListener {
     type Io = Guarded<tokio::net::TcpStream>;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let (tcp, addr) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let (tcp, addr) = accept(&self.listener).await;
             if let Some(place) = self.gate.place() {
                 return (place.guard(tcp), addr);
             }

@@ -293,23 +293,14 @@ impl Acceptor {
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
+                    accepted = crate::connections::accept(&listener) => accepted,
                     () = sender.closed() => return,
                 };
                 // The place is taken before the handshake: a handshake holds a descriptor too.
                 let Some(place) = gate.place() else {
                     continue; // dropped: closed at once
                 };
-                let _ = tcp.set_nodelay(true);
-                let _ = socket2::SockRef::from(&tcp)
-                    .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
+                crate::connections::tune(&tcp, keepalive);
                 let config = current.read().unwrap_or_else(|p| p.into_inner()).clone();
                 let sender = sender.clone();
                 tokio::spawn(async move {

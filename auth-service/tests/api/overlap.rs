@@ -107,6 +107,20 @@ async fn nothing_survives(racers: JoinSet<Obtained>, channels: &[Channel; 2]) ->
     obtained.len()
 }
 
+/// Changes the password of the owner of `token` (to one of its own per round), on `channel`.
+async fn change_password(channel: &Channel, token: &str, round: usize) {
+    UserServiceClient::new(channel.clone())
+        .change_password(bearer(
+            ChangePasswordRequest {
+                current_password: PASSWORD.into(),
+                new_password: format!("a new passphrase {round}"),
+            },
+            token,
+        ))
+        .await
+        .expect("change password");
+}
+
 /// Waits until the racers have obtained at least one session, so the revoking call overlaps
 /// calls in flight rather than running before them.
 async fn until_one_login(app: &TestApp, username: &str, password: &str) {
@@ -135,17 +149,7 @@ async fn no_login_that_overlapped_a_password_change_keeps_a_session() {
             try_login(auth, name.clone(), PASSWORD.into())
         });
         until_one_login(&one, &username, PASSWORD).await;
-        let mut users = UserServiceClient::new(channels[round % 2].clone());
-        users
-            .change_password(bearer(
-                ChangePasswordRequest {
-                    current_password: PASSWORD.into(),
-                    new_password: format!("a new passphrase {round}"),
-                },
-                &owner,
-            ))
-            .await
-            .expect("change password");
+        change_password(&channels[round % 2], &owner, round).await;
         stop.store(true, Ordering::SeqCst);
         checked += nothing_survives(racers, &channels).await;
     }
@@ -228,17 +232,7 @@ async fn no_refresh_that_overlapped_a_logout_or_a_password_change_keeps_the_sess
             }
             logouts.join_all().await;
         } else {
-            let mut users = UserServiceClient::new(channels[round % 4 / 2].clone());
-            users
-                .change_password(bearer(
-                    ChangePasswordRequest {
-                        current_password: PASSWORD.into(),
-                        new_password: format!("a new passphrase {round}"),
-                    },
-                    &owner,
-                ))
-                .await
-                .expect("change password");
+            change_password(&channels[round % 4 / 2], &owner, round).await;
         }
         stop.store(true, Ordering::SeqCst);
         checked += nothing_survives(racers, &channels).await;
