@@ -201,10 +201,12 @@ impl Accounts {
         client: &ClientAddr,
     ) -> Result<(String, i64, Scopes)> {
         let now = self.clock.unix_seconds();
-        let found = match key.is_empty() || key.len() > MAX_SECRET_CHARS {
-            true => None,
-            false => self.db.client(key).await?,
-        };
+        // A key no client can have (empty, too long, a NUL PostgreSQL cannot store) is
+        // answered like an unknown one at once: it reaches no query and no throttle row.
+        if key.is_empty() || key.len() > MAX_SECRET_CHARS || key.contains('\0') {
+            return Err(Error::BadClientCredentials);
+        }
+        let found = self.db.client(key).await?;
         // Which secret matched names the token's generation: a token of the previous secret
         // is revoked with it when its grace ends.
         let offered = hash_secret(&secret);

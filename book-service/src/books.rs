@@ -18,6 +18,16 @@ use crate::{
 /// How long a CreateBook `request_id` is remembered (24 h).
 pub const REQUEST_ID_TTL_SECONDS: i64 = 24 * 3600;
 
+/// NOT_FOUND, before any query, for an id that no book can have (ids are UUIDs): what reaches
+/// the database is always a well-formed id, never client bytes (a NUL, say, that PostgreSQL
+/// would refuse).
+fn existing_id(id: &str) -> Result<()> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::NotFound),
+    }
+}
+
 /// The etag of a book: its version, opaque to clients.
 pub fn etag(book: &BookRow) -> String {
     format!("v{}", book.version)
@@ -106,6 +116,7 @@ impl Books {
 
     /// The book `id` of `owner_id`.
     pub async fn get(&self, owner_id: &str, id: &str) -> Result<BookRow> {
+        existing_id(id)?;
         self.db.book(owner_id, id).await?.ok_or(Error::NotFound)
     }
 
@@ -143,6 +154,7 @@ impl Books {
         patch: BookFields,
         paths: Vec<&str>,
     ) -> Result<BookRow> {
+        existing_id(id)?;
         let paths: Vec<String> = paths.into_iter().map(str::to_string).collect();
         let updated = self
             .db
@@ -169,6 +181,7 @@ impl Books {
         id: &str,
         etag_wanted: Option<String>,
     ) -> Result<()> {
+        existing_id(id)?;
         let deleted = self
             .db
             .delete_book(owner_id.to_string(), id.to_string(), move |current| {

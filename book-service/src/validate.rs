@@ -45,6 +45,7 @@ impl BookFields {
             "author" => self.author = required_text(&book.author, &field, v),
             "publisher" => {
                 self.publisher = book.publisher.trim().to_string();
+                no_nul(&self.publisher, &field, v);
                 if self.publisher.chars().count() > MAX_TEXT_CHARS {
                     v.add(
                         field,
@@ -103,8 +104,17 @@ impl BookFields {
     }
 }
 
+/// Records a violation when `text` holds a NUL character: PostgreSQL cannot store one in text,
+/// so both backends refuse it alike, before any query.
+fn no_nul(text: &str, field: &str, v: &mut Violations) {
+    if text.contains('\0') {
+        v.add(field, "must not contain NUL characters");
+    }
+}
+
 fn required_text(raw: &str, field: &str, v: &mut Violations) -> String {
     let text = raw.trim().to_string();
+    no_nul(&text, field, v);
     let len = text.chars().count();
     if len == 0 {
         v.add(field, "is required");
@@ -120,6 +130,7 @@ fn required_text(raw: &str, field: &str, v: &mut Violations) -> String {
 /// Records a violation when a ListBooks filter (`author`, `title_query`) is longer than a
 /// stored field can be: no book could match it, and a longer one only costs memory and time.
 pub fn filter_text(text: &str, field: &str, v: &mut Violations) {
+    no_nul(text, field, v);
     if text.trim().chars().count() > MAX_TEXT_CHARS {
         v.add(
             field,

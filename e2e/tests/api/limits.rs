@@ -332,3 +332,80 @@ async fn create_book_request_ids_are_forgotten_after_a_day() {
         .expect("create again");
     assert_ne!(later.id, first.id, "the id is new again");
 }
+
+#[tokio::test]
+async fn text_with_a_nul_is_invalid_argument_and_odd_ids_never_reach_the_database() {
+    let stack = Stack::spawn().await;
+    let alice = stack.user("alice").await;
+    let mut books = stack.books().await;
+    let mut nul = sample("Kindred");
+    nul.title = "Kin\0dred".into();
+    nul.publisher = "Bea\0con".into();
+    let status = expect_code(
+        books
+            .create_book(bearer(
+                CreateBookRequest {
+                    book: Some(nul),
+                    ..Default::default()
+                },
+                alice.token(),
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["book.title", "book.publisher"]);
+    let status = expect_code(
+        books
+            .list_books(bearer(
+                ListBooksRequest {
+                    author: "Le\0Guin".into(),
+                    ..Default::default()
+                },
+                alice.token(),
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(format!("{:?}", status.get_details_bad_request()).contains("author"));
+    for id in ["\0", "not-a-uuid\0", "x"] {
+        let status = expect_code(
+            books
+                .get_book(bearer(
+                    bookstore_contract::proto::book::GetBookRequest { id: id.into() },
+                    alice.token(),
+                ))
+                .await,
+            Code::NotFound,
+        );
+        assert_eq!(reason(&status), "BOOK_NOT_FOUND");
+        expect_code(
+            books
+                .delete_book(bearer(
+                    DeleteBookRequest {
+                        id: id.into(),
+                        ..Default::default()
+                    },
+                    alice.token(),
+                ))
+                .await,
+            Code::NotFound,
+        );
+    }
+    let unknown = stack
+        .auth_client()
+        .await
+        .issue_client_token(IssueClientTokenRequest {
+            client_id: "bad\0id".into(),
+            client_secret: "whatever".into(),
+            scopes: Vec::new(),
+        })
+        .await;
+    expect_code(unknown, Code::Unauthenticated);
+}
