@@ -141,31 +141,42 @@ async fn commit(pool: &AnyPool, batch: &mut Vec<Job>, counts: &Counts) {
     let mut kept = 0;
     let outcome: Result<(), sqlx::Error> = async {
         let mut conn = pool.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        // Whether the previous write's savepoint is still open (kept, not yet released).
-        let mut open = false;
-        for job in jobs.by_ref() {
-            // A kept write's savepoint is released when the next write opens its own, in one
-            // round trip to SQLite's thread, and by COMMIT after the last. Released rather than
-            // left stacked: SQLite checks every open savepoint on each page it changes
-            // (measured: 64 stacked savepoints cost a third of the group's rate).
-            let begin = if open {
-                "RELEASE write; SAVEPOINT write"
-            } else {
-                "SAVEPOINT write"
-            };
-            statements(&mut tx, begin).await?;
-            let done = job(Ok(&mut *tx)).await;
-            answers.push(done.answer);
-            open = done.keep;
-            if done.keep {
-                kept += 1;
-            } else {
-                statements(&mut tx, "ROLLBACK TO write; RELEASE write").await?;
+        let batch = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            // Whether the previous write's savepoint is still open (kept, not yet released).
+            let mut open = false;
+            for job in jobs.by_ref() {
+                // A kept write's savepoint is released when the next write opens its own, in one
+                // round trip to SQLite's thread, and by COMMIT after the last. Released rather than
+                // left stacked: SQLite checks every open savepoint on each page it changes
+                // (measured: 64 stacked savepoints cost a third of the group's rate).
+                let begin = if open {
+                    "RELEASE write; SAVEPOINT write"
+                } else {
+                    "SAVEPOINT write"
+                };
+                statements(&mut tx, begin).await?;
+                let done = job(Ok(&mut *tx)).await;
+                answers.push(done.answer);
+                open = done.keep;
+                if done.keep {
+                    kept += 1;
+                } else {
+                    statements(&mut tx, "ROLLBACK TO write; RELEASE write").await?;
+                }
             }
+            // COMMIT also ends the last write's savepoint, keeping what it wrote.
+            tx.commit().await
         }
-        // COMMIT also ends the last write's savepoint, keeping what it wrote.
-        tx.commit().await
+        .await;
+        if batch.is_err() {
+            // A transaction that failed (a full disk fails COMMIT) may be left open on the
+            // connection, and every later BEGIN on it would fail too: the connection is
+            // closed instead of going back to the pool, and the next turn opens a fresh one.
+            // So the writer recovers by itself once the cause is gone.
+            conn.close_on_drop();
+        }
+        batch
     }
     .await;
     let failed = outcome.err();
@@ -201,7 +212,12 @@ fn statements<'c>(
 /// what the caller is told: busy or unreachable stays retryable (UNAVAILABLE), anything else
 /// stays internal.
 fn shared(err: &sqlx::Error) -> sqlx::Error {
-    if is_busy(err) {
+    if crate::storage::is_full(err) {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            err.to_string(),
+        ))
+    } else if is_busy(err) {
         sqlx::Error::Io(std::io::Error::other(err.to_string()))
     } else {
         sqlx::Error::Protocol(err.to_string())

@@ -401,6 +401,25 @@ async fn lock_directory(path: &std::path::Path) -> std::io::Result<std::fs::File
     .map_err(std::io::Error::other)?
 }
 
+/// Whether `err` says the database's storage is full (SQLITE_FULL; PostgreSQL's 53100
+/// disk_full): retryable once space returns, so callers get UNAVAILABLE like a busy database.
+pub fn is_full(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        {
+            Some(pg) => pg.code() == "53100",
+            None => matches!(
+                db.code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .map(|c| c & 0xff),
+                Some(13)
+            ),
+        },
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        _ => false,
+    }
+}
+
 /// Whether `err` is worth retrying later: a lock held past the timeout, no free connection, or
 /// a PostgreSQL server that is unreachable, restarting or resolving a conflict.
 pub fn is_busy(err: &sqlx::Error) -> bool {
@@ -452,7 +471,10 @@ pub fn describe(err: &sqlx::Error) -> String {
 /// The status a database error becomes: UNAVAILABLE when busy or unreachable, otherwise
 /// INTERNAL with the SQL error in the log only.
 pub fn database_status(domain: &str, err: &sqlx::Error) -> Status {
-    if is_busy(err) {
+    if is_full(err) {
+        tracing::warn!(error = %err, "database storage is full: writes are refused (UNAVAILABLE) until space returns");
+        error::busy(domain)
+    } else if is_busy(err) {
         tracing::warn!(error = %err, "database busy or unreachable");
         error::busy(domain)
     } else {

@@ -4,6 +4,7 @@
 mod concurrency;
 mod crash;
 mod crud;
+mod disk_full;
 mod end_to_end;
 mod forgery;
 mod helpers;

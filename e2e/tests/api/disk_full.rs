@@ -1,0 +1,153 @@
+//! A full disk under book-service's SQLite file (a small tmpfs, filled up): writes that cannot
+//! commit are UNAVAILABLE with a clear log line, nothing acknowledged is lost, and the service
+//! recovers by itself once space returns. Needs root to mount the tmpfs, so it is `#[ignore]`d
+//! in a plain `cargo test`; `.ci/test` runs it (`cargo nextest run --run-ignored only`).
+
+use std::{io::Write, path::Path, time::Duration};
+
+use bookstore_contract::proto::book::{
+    book_service_client::BookServiceClient, CreateBookRequest, ListBooksRequest,
+};
+use bookstore_testkit::{any_port, workspace_binary, ChildService};
+use tonic::{transport::Channel, Code};
+
+use crate::helpers::{
+    bearer, book_client_args, register_and_login, sample, start_auth, wait_serving,
+};
+
+/// A tmpfs of `size` mounted at `path`, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+async fn create(
+    books: &mut BookServiceClient<Channel>,
+    token: &str,
+    n: usize,
+) -> Result<String, tonic::Status> {
+    let mut book = sample(&format!("{n:0>190}"));
+    book.publisher = "p".repeat(200);
+    books
+        .create_book(bearer(
+            CreateBookRequest {
+                book: Some(book),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().book.expect("book").id)
+}
+
+#[tokio::test]
+#[ignore = "needs root: mounts a tmpfs (.ci/test runs it)"]
+async fn a_full_disk_answers_unavailable_loses_nothing_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let auth = start_auth(dir.path(), any_port()).await;
+    let mount = dir.path().join("small");
+    let _tmpfs = Tmpfs::mount(&mount, "3m");
+    let db = format!("sqlite://{}", mount.join("books.db").display());
+    let auth_url = auth.url();
+    let credentials = book_client_args(dir.path()).await;
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db,
+        "--auth-url",
+        &auth_url,
+    ];
+    args.extend(credentials.iter().map(String::as_str));
+    let book = ChildService::start(&workspace_binary("book-service"), &args);
+    wait_serving(book.addr.parse().expect("addr"), Duration::from_secs(10)).await;
+    let alice = register_and_login(auth.addr, "alice").await;
+    let mut books = BookServiceClient::connect(book.url())
+        .await
+        .expect("connect");
+    let mut acknowledged = vec![create(&mut books, alice.token(), 0)
+        .await
+        .expect("a first book")];
+
+    // Fill the disk, then write until a write cannot commit.
+    let filler = mount.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    while file.write_all(&[0u8; 64 * 1024]).is_ok() {}
+    let _ = file.sync_all();
+    let mut refused = None;
+    for n in 1..20_000 {
+        match create(&mut books, alice.token(), n).await {
+            Ok(id) => acknowledged.push(id),
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a write failed on the full disk");
+    assert!(
+        matches!(refused.code(), Code::Unavailable | Code::ResourceExhausted),
+        "a full disk answered {refused:?}"
+    );
+    let log = book
+        .wait_for_log_containing("storage is full")
+        .await
+        .join("\n");
+    assert!(log.contains("storage is full"), "no clear log line: {log}");
+
+    // Space returns: writes succeed again, without a restart.
+    drop(file);
+    std::fs::remove_file(&filler).expect("free the space");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match create(&mut books, alice.token(), 99_999).await {
+            Ok(id) => {
+                acknowledged.push(id);
+                break;
+            }
+            Err(status) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "not recovered once space returned: {status:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing acknowledged was lost.
+    let listed = books
+        .list_books(bearer(
+            ListBooksRequest {
+                page_size: 1000,
+                ..Default::default()
+            },
+            alice.token(),
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let mut stored: Vec<String> = listed.books.into_iter().map(|b| b.id).collect();
+    let mut expected = acknowledged.clone();
+    stored.sort();
+    expected.sort();
+    assert!(
+        expected.iter().all(|id| stored.contains(id)),
+        "acknowledged books lost: {} acknowledged, {} stored",
+        expected.len(),
+        stored.len()
+    );
+}
