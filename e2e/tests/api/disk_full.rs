@@ -151,3 +151,79 @@ async fn a_full_disk_answers_unavailable_loses_nothing_and_recovers_when_space_r
         stored.len()
     );
 }
+
+#[tokio::test]
+#[ignore = "needs root: mounts a tmpfs (.ci/test runs it)"]
+async fn auth_service_on_a_full_disk_answers_unavailable_and_recovers_when_space_returns() {
+    use bookstore_contract::proto::auth::{
+        auth_service_client::AuthServiceClient, RegisterRequest,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mount = dir.path().join("small");
+    let _tmpfs = Tmpfs::mount(&mount, "3m");
+    let db = format!("sqlite://{}", mount.join("auth.db").display());
+    let auth = ChildService::start(
+        &workspace_binary("auth-service"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--register-limit",
+            "100000",
+        ],
+    );
+    wait_serving(auth.addr.parse().expect("addr"), Duration::from_secs(10)).await;
+    let mut client = AuthServiceClient::connect(auth.url())
+        .await
+        .expect("connect");
+    let register = |n: usize| RegisterRequest {
+        username: format!("user{n}"),
+        password: bookstore_testkit::PASSWORD.into(),
+    };
+    client.register(register(0)).await.expect("a first user");
+    let filler = mount.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    while file.write_all(&[0u8; 64 * 1024]).is_ok() {}
+    let _ = file.sync_all();
+    let mut registered = vec![0];
+    let mut refused = None;
+    for n in 1..5_000 {
+        match client.register(register(n)).await {
+            Ok(_) => registered.push(n),
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a write failed on the full disk");
+    assert!(
+        matches!(refused.code(), Code::Unavailable | Code::ResourceExhausted),
+        "a full disk answered {refused:?}"
+    );
+    let log = auth
+        .wait_for_log_containing("storage is full")
+        .await
+        .join("\n");
+    assert!(log.contains("storage is full"), "no clear log line: {log}");
+    drop(file);
+    std::fs::remove_file(&filler).expect("free the space");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Err(status) = client.register(register(99_999)).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not recovered once space returned: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every acknowledged registration is there: each name is now taken.
+    for n in registered {
+        let again = client.register(register(n)).await;
+        assert_eq!(
+            again.expect_err("taken").code(),
+            Code::AlreadyExists,
+            "user{n}"
+        );
+    }
+}
