@@ -138,12 +138,16 @@ fn clients(app: &TestApp, args: &[&str], stdin: &str) -> String {
         .write_all(stdin.as_bytes())
         .expect("stdin");
     let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "clients {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    assert!(out.status.success(), "clients {args:?}: {stderr}");
+    // The secret is printed once, on stdout; never in the log (stderr).
+    if let Some(secret) = stdout.lines().find_map(|l| l.strip_prefix("client_secret: ")) {
+        assert!(!stderr.contains(secret), "the secret reached the log: {stderr}");
+    }
+    stdout
 }
 
 /// The value after `label: ` in `text`.
