@@ -11,8 +11,8 @@
 //! - [`clients`]: service clients (machine identities): secrets, rotation, IssueClientToken.
 //! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
 //! - [`fair`]: the hashing gate, fair between client addresses.
-//! - [`revocations`]: the revocation stream other verifiers subscribe to, and this service's
-//!   own copy for its interceptor.
+//! - [`revocations`]: one reader of the revocations table per process (the feed), serving every
+//!   WatchRevocations stream and this service's own copy for its interceptor.
 //! - [`keys`]: Ed25519 signing keys (created on first start, rotation, publication).
 //! - [`tokens`]: issuing access tokens and refresh tokens.
 //! - [`db`]: every SQL statement.

@@ -1,9 +1,10 @@
-//! book-service: each user's books in its own SQLite database, behind a local token check.
+//! book-service: each user's books (on SQLite or PostgreSQL), behind a local token check.
 //!
 //! Layout:
 //! - [`config`]: flags and environment variables.
 //! - [`startup`]: builds the state and the kit's `App`; used by `main`, `bookstore up` and tests.
-//! - [`jwks`]: fetches and refreshes auth-service's public keys (the only call to auth-service).
+//! - [`jwks`]: fetches and refreshes auth-service's public keys.
+//! - [`credentials`]: book-service's service client, whose token opens the revocation stream.
 //! - [`service`]: thin gRPC handlers for BookService.
 //! - [`books`]: the work behind each RPC (idempotent create, paging, etag checks).
 //! - [`validate`]: book field rules; [`isbn`]: ISBN-10/13 check digits and conversion.
