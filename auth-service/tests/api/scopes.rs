@@ -144,8 +144,14 @@ fn clients(app: &TestApp, args: &[&str], stdin: &str) -> String {
     );
     assert!(out.status.success(), "clients {args:?}: {stderr}");
     // The secret is printed once, on stdout; never in the log (stderr).
-    if let Some(secret) = stdout.lines().find_map(|l| l.strip_prefix("client_secret: ")) {
-        assert!(!stderr.contains(secret), "the secret reached the log: {stderr}");
+    if let Some(secret) = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+    {
+        assert!(
+            !stderr.contains(secret),
+            "the secret reached the log: {stderr}"
+        );
     }
     stdout
 }
