@@ -15,7 +15,6 @@ use std::{future::Future, net::SocketAddr};
 use anyhow::Context;
 use tokio::net::TcpStream;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
@@ -281,27 +280,23 @@ impl App {
 }
 
 /// Plaintext connections accepted on `listener`: no delay, TCP keepalive, each under the
-/// connection cap and the first-request deadline ([`connections`]).
+/// connection cap and the first-request deadline ([`connections`]). A stream the server owns,
+/// not a task: when the server stops (or is aborted, as the stand-in of
+/// [`crate::waiting`] is) the listener is closed at once, so the real server can bind the same
+/// address right after.
 fn plaintext_incoming(
     listener: TcpListener,
     keepalive: std::time::Duration,
     gate: Gate,
-) -> ReceiverStream<std::io::Result<Guarded<TcpStream>>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
+) -> impl futures::Stream<Item = std::io::Result<Guarded<TcpStream>>> + Send + 'static {
+    futures::stream::unfold((listener, gate), move |(listener, gate)| async move {
         loop {
-            let (tcp, _) = tokio::select! {
-                accepted = connections::accept(&listener) => accepted,
-                () = sender.closed() => return,
-            };
+            let (tcp, _) = connections::accept(&listener).await;
             let Some(place) = gate.place() else {
                 continue; // dropped: closed at once
             };
             connections::tune(&tcp, keepalive);
-            if sender.send(Ok(place.guard(tcp))).await.is_err() {
-                return;
-            }
+            return Some((Ok(place.guard(tcp)), (listener, gate)));
         }
-    });
-    ReceiverStream::new(receiver)
+    })
 }

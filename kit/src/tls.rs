@@ -13,10 +13,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
+use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{
     rustls::{
         self,
@@ -27,7 +25,6 @@ use tokio_rustls::{
     server::TlsStream,
     TlsAcceptor,
 };
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::connections::{Gate, Guarded};
 
@@ -287,34 +284,53 @@ impl Acceptor {
         listener: TcpListener,
         keepalive: Duration,
         gate: Gate,
-    ) -> ReceiverStream<io::Result<Guarded<TlsStream<TcpStream>>>> {
-        let (sender, receiver) = mpsc::channel(64);
-        let current = self.current.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    accepted = crate::connections::accept(&listener) => accepted,
-                    () = sender.closed() => return,
-                };
-                // The place is taken before the handshake: a handshake holds a descriptor too.
-                let Some(place) = gate.place() else {
-                    continue; // dropped: closed at once
-                };
-                crate::connections::tune(&tcp, keepalive);
-                let config = current.read().unwrap_or_else(|p| p.into_inner()).clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    let handshake = TlsAcceptor::from(config).accept(tcp);
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(stream)) => {
-                            let _ = sender.send(Ok(place.guard(stream))).await;
+    ) -> impl futures::Stream<Item = io::Result<Guarded<TlsStream<TcpStream>>>> + Send + 'static
+    {
+        // A stream the server owns (not a task), with the handshakes in flight inside it: when
+        // the server stops, or is aborted as `waiting`'s stand-in is, the listener is closed at
+        // once and the real server can bind the same address right after.
+        type Handshake = BoxFuture<'static, Option<Guarded<TlsStream<TcpStream>>>>;
+        let state = (
+            listener,
+            gate,
+            self.current.clone(),
+            FuturesUnordered::<Handshake>::new(),
+        );
+        futures::stream::unfold(
+            state,
+            move |(listener, gate, current, mut handshakes)| async move {
+                loop {
+                    tokio::select! {
+                        (tcp, peer) = crate::connections::accept(&listener) => {
+                            // The place is taken before the handshake: it holds a descriptor too.
+                            let Some(place) = gate.place() else {
+                                continue; // dropped: closed at once
+                            };
+                            crate::connections::tune(&tcp, keepalive);
+                            let config = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+                            handshakes.push(Box::pin(async move {
+                                let handshake = TlsAcceptor::from(config).accept(tcp);
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                                    Ok(Ok(stream)) => Some(place.guard(stream)),
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        None
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        None
+                                    }
+                                }
+                            }));
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        Some(done) = handshakes.next(), if !handshakes.is_empty() => {
+                            if let Some(stream) = done {
+                                return Some((Ok(stream), (listener, gate, current, handshakes)));
+                            }
+                        }
                     }
-                });
-            }
-        });
-        ReceiverStream::new(receiver)
+                }
+            },
+        )
     }
 }

@@ -11,25 +11,12 @@ use std::{
 use bookstore_contract::proto::book::{
     book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest, ListBooksRequest,
 };
-use bookstore_testkit::{any_port, database_url, workspace_binary, ChildService};
+use bookstore_testkit::{any_port, database_url, ChildService};
 use tonic::transport::Channel;
 
 use crate::helpers::{
-    bearer, book_client_args, register_and_login, sample, start_auth, wait_serving,
+    bearer, register_and_login, sample, start_auth, start_book_child, wait_serving,
 };
-
-fn start(db_url: &str, auth_url: &str, credentials: &[String]) -> ChildService {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        db_url,
-        "--auth-url",
-        auth_url,
-    ];
-    args.extend(credentials.iter().map(String::as_str));
-    ChildService::start(&workspace_binary("book-service"), &args)
-}
 
 async fn client(process: &ChildService) -> BookServiceClient<Channel> {
     wait_serving(process.addr.parse().expect("addr"), Duration::from_secs(10)).await;
@@ -65,9 +52,7 @@ async fn kill_9_during_a_burst(count: usize) {
     let db_url = database_url(dir.path(), "books.db");
     let alice = register_and_login(auth.addr, "alice").await;
     let token = alice.token().to_string();
-    let credentials = book_client_args(dir.path()).await;
-
-    let process = start(&db_url, &auth_url, &credentials);
+    let process = start_book_child(&db_url, &auth_url, dir.path(), &[]).await;
     // request_id → book id for acknowledged creates; every request_id sent, acknowledged or not.
     let acknowledged = Arc::new(Mutex::new(HashMap::<String, String>::new()));
     let sent = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -102,7 +87,7 @@ async fn kill_9_during_a_burst(count: usize) {
     let acknowledged = acknowledged.lock().expect("lock").clone();
     let sent = sent.lock().expect("lock").clone();
 
-    let process = start(&db_url, &auth_url, &credentials);
+    let process = start_book_child(&db_url, &auth_url, dir.path(), &[]).await;
     let mut client = client(&process).await;
     for (request_id, id) in &acknowledged {
         let book = client

@@ -11,9 +11,7 @@ use bookstore_contract::proto::book::{
 use bookstore_testkit::{any_port, workspace_binary, ChildService};
 use tonic::{transport::Channel, Code};
 
-use crate::helpers::{
-    bearer, book_client_args, register_and_login, sample, start_auth, wait_serving,
-};
+use crate::helpers::{bearer, register_and_login, sample, start_auth, wait_serving};
 
 /// A tmpfs of `size` mounted at `path`, unmounted when dropped.
 struct Tmpfs(std::path::PathBuf);
@@ -65,17 +63,7 @@ async fn a_full_disk_answers_unavailable_loses_nothing_and_recovers_when_space_r
     let _tmpfs = Tmpfs::mount(&mount, "3m");
     let db = format!("sqlite://{}", mount.join("books.db").display());
     let auth_url = auth.url();
-    let credentials = book_client_args(dir.path()).await;
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &db,
-        "--auth-url",
-        &auth_url,
-    ];
-    args.extend(credentials.iter().map(String::as_str));
-    let book = ChildService::start(&workspace_binary("book-service"), &args);
+    let book = crate::helpers::start_book_child(&db, &auth_url, dir.path(), &[]).await;
     wait_serving(book.addr.parse().expect("addr"), Duration::from_secs(10)).await;
     let alice = register_and_login(auth.addr, "alice").await;
     let mut books = BookServiceClient::connect(book.url())

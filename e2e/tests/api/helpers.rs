@@ -86,16 +86,33 @@ pub async fn book_client(auth_dir: &Path) -> (String, std::path::PathBuf) {
     ("book-service".into(), file)
 }
 
-/// The command-line flags that give a book-service binary its service client in the
-/// auth-service database of `auth_dir` ([`book_client`]).
-pub async fn book_client_args(auth_dir: &Path) -> Vec<String> {
+/// The book-service binary on `db_url`, trusting the auth-service at `auth_url` whose database
+/// is in `auth_dir` (where its service client is provisioned), with `env` set too.
+pub async fn start_book_child(
+    db_url: &str,
+    auth_url: &str,
+    auth_dir: &Path,
+    env: &[(&str, &str)],
+) -> bookstore_testkit::ChildService {
     let (id, file) = book_client(auth_dir).await;
-    vec![
-        "--auth-client-id".into(),
-        id,
-        "--auth-client-secret-file".into(),
-        file.display().to_string(),
-    ]
+    let file = file.display().to_string();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        db_url,
+        "--auth-url",
+        auth_url,
+        "--auth-client-id",
+        &id,
+        "--auth-client-secret-file",
+        &file,
+    ];
+    bookstore_testkit::ChildService::start_with_env(
+        &bookstore_testkit::workspace_binary("book-service"),
+        &args,
+        env,
+    )
 }
 
 /// Overall health of the server at `addr`.

@@ -20,7 +20,7 @@ use bookstore_contract::proto::{
         ListBooksRequest,
     },
 };
-use bookstore_testkit::{any_port, database_url, reason, workspace_binary, ChildService};
+use bookstore_testkit::{any_port, database_url, reason};
 use futures::{future::join_all, Stream};
 use tonic::{Code, Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -143,17 +143,7 @@ async fn thirty_thousand_distinct_filters_leave_memory_flat() {
     let auth = start_auth(dir.path(), any_port()).await;
     let db = database_url(dir.path(), "books.db");
     let auth_url = format!("http://{}", auth.addr);
-    let credentials = crate::helpers::book_client_args(dir.path()).await;
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &db,
-        "--auth-url",
-        &auth_url,
-    ];
-    args.extend(credentials.iter().map(String::as_str));
-    let book = ChildService::start(&workspace_binary("book-service"), &args);
+    let book = crate::helpers::start_book_child(&db, &auth_url, dir.path(), &[]).await;
     let addr: SocketAddr = book.addr.parse().expect("addr");
     crate::helpers::wait_serving(addr, Duration::from_secs(10)).await;
     let alice = register_and_login(auth.addr, "alice").await;

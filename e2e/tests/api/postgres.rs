@@ -17,7 +17,7 @@ use bookstore_contract::proto::book::{
     book_service_client::BookServiceClient, CreateBookRequest, GetBookRequest,
 };
 use bookstore_testkit::{
-    any_port, database::postgres, postgres::Cluster, workspace_binary, ChildService, Server,
+    any_port, database::postgres, postgres::Cluster, workspace_binary, Server,
 };
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -34,17 +34,7 @@ async fn a_book_service_started_before_its_postgres_is_not_serving_until_it_answ
     let cluster = Cluster::init();
     let url = cluster.url("postgres");
     let auth_url = auth.url();
-    let credentials = crate::helpers::book_client_args(dir.path()).await;
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &url,
-        "--auth-url",
-        &auth_url,
-    ];
-    args.extend(credentials.iter().map(String::as_str));
-    let book = ChildService::start(&workspace_binary("book-service"), &args);
+    let book = crate::helpers::start_book_child(&url, &auth_url, dir.path(), &[]).await;
     let addr = book.addr.parse().expect("addr");
     let waiting = book
         .wait_for_log_containing("database unreachable")

@@ -24,25 +24,17 @@ async fn book_service_calls_to_auth_service_continue_its_trace() {
         ],
     );
     let books_db = bookstore_testkit::database_url(dir.path(), "books.db");
-    let credentials = crate::helpers::book_client_args(dir.path()).await;
     let auth_url = auth.url();
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
+    let book = crate::helpers::start_book_child(
         &books_db,
-        "--auth-url",
         &auth_url,
-    ];
-    args.extend(credentials.iter().map(String::as_str));
-    let book = ChildService::start_with_env(
-        &workspace_binary("book-service"),
-        &args,
+        dir.path(),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
-    );
+    )
+    .await;
     wait_serving(book.addr.parse().expect("addr"), Duration::from_secs(10)).await;
 
     let (_, client) = receiver
