@@ -169,6 +169,50 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
     );
 }
 
+/// Login latency from one address, alone and while another address floods RefreshToken with
+/// 64 junk tokens in flight (SPEC: such a flood ends in RESOURCE_EXHAUSTED and slows other
+/// users' logins by at most 3×). Once the address is locked, each junk call is refused from
+/// one read, with no write and no hash.
+async fn junk_refresh_flood(auth_addr: std::net::SocketAddr, flood_from: &str) {
+    let quiet = AuthServiceClient::new(channel_from(auth_addr, "127.0.0.3"));
+    let alone = login_p50(&quiet, "bench", 20).await;
+    let flood = AuthServiceClient::new(channel_from(auth_addr, flood_from));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flooders: Vec<_> = (0..64)
+        .map(|i| {
+            let (mut flood, stop, sent) = (flood.clone(), stop.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let _ = flood
+                        .refresh_token(bookstore_contract::proto::auth::RefreshTokenRequest {
+                            refresh_token: format!("junk-{i}-{n}"),
+                            scopes: Vec::new(),
+                        })
+                        .await;
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = login_p50(&quiet, "bench", 20).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        let _ = f.await;
+    }
+    println!(
+        "{:<34} p50 alone {:>6.1} ms  during a 64-call junk RefreshToken flood from another address ({} calls) {:>6.1} ms  ratio {:.2}",
+        "Login beside a junk-token flood",
+        alone.as_secs_f64() * 1000.0,
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        during.as_secs_f64() * 1000.0,
+        during.as_secs_f64() / alone.as_secs_f64(),
+    );
+}
+
 /// A book-service configuration on `dir/books.db`, trusting the auth-service at `auth_addr`
 /// (its database in `dir`), with the service client it watches revocations as.
 async fn book_config(
@@ -262,6 +306,7 @@ async fn main() {
 
     fairness(auth_addr, "127.0.0.2", 16).await;
     fairness(auth_addr, "127.0.0.4", 1).await;
+    junk_refresh_flood(auth_addr, "127.0.0.6").await;
 
     let (b, t) = (books.clone(), token.clone());
     load("CreateBook (durable, group commit)", 5_000, 32, move |i| {
