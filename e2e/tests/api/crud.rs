@@ -61,13 +61,7 @@ async fn create_reports_every_field_violation_at_once_and_stores_nothing() {
             .await,
         Code::InvalidArgument,
     );
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("BadRequest")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = crate::helpers::violated_fields(&status);
     assert_eq!(
         fields,
         [

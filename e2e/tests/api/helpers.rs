@@ -115,6 +115,18 @@ pub async fn start_book_child(
     )
 }
 
+/// The fields named by the BadRequest field violations of `status`, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
 /// Overall health of the server at `addr`.
 pub async fn health(addr: SocketAddr) -> Option<ServingStatus> {
     let channel = Channel::from_shared(format!("http://{addr}"))

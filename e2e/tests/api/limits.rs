@@ -49,13 +49,7 @@ async fn filters_longer_than_a_stored_field_are_invalid_argument_with_field_viol
             .await,
         Code::InvalidArgument,
     );
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("BadRequest")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = crate::helpers::violated_fields(&status);
     assert_eq!(fields, ["author", "title_query"]);
     // 200 is still fine.
     books
@@ -78,6 +72,7 @@ async fn no_user_gets_past_the_book_quota_even_with_concurrent_creates() {
         config.max_books_per_user = 5;
     })
     .await;
+    crate::helpers::wait_serving(book.addr, Duration::from_secs(10)).await;
     let alice = register_and_login(auth.addr, "alice").await;
     let bob = register_and_login(auth.addr, "bob").await;
     let books = BookServiceClient::connect(format!("http://{}", book.addr))
@@ -343,13 +338,7 @@ async fn text_with_a_nul_is_invalid_argument_and_odd_ids_never_reach_the_databas
             .await,
         Code::InvalidArgument,
     );
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("BadRequest")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = crate::helpers::violated_fields(&status);
     assert_eq!(fields, ["book.title", "book.publisher"]);
     let status = expect_code(
         books
