@@ -113,13 +113,57 @@ async fn login_p50(client: &AuthServiceClient<Channel>, username: &str, n: usize
     latencies[n / 2]
 }
 
+/// Median Login latency of `bench` from one address, alone and while 64 tasks on another
+/// address (`flood_from`) keep calling `flood(task, n)`; and how many flood calls were made.
+async fn login_beside_a_flood<F, Fut>(
+    auth_addr: std::net::SocketAddr,
+    flood_from: &str,
+    flood: F,
+) -> (Duration, Duration, u64)
+where
+    F: Fn(AuthServiceClient<Channel>, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let quiet = AuthServiceClient::new(channel_from(auth_addr, "127.0.0.3"));
+    let alone = login_p50(&quiet, "bench", 20).await;
+    let client = AuthServiceClient::new(channel_from(auth_addr, flood_from));
+    let (flood, stop) = (
+        Arc::new(flood),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flooders: Vec<_> = (0..64)
+        .map(|task| {
+            let (client, flood, stop, sent) =
+                (client.clone(), flood.clone(), stop.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    flood(client.clone(), task, n).await;
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = login_p50(&quiet, "bench", 20).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        let _ = f.await;
+    }
+    (
+        alone,
+        during,
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
 /// Login latency from one address, alone and while another address floods Login with 64
 /// calls in flight spread over `accounts` accounts: the hashing gate is fair between addresses,
 /// so the ratio stays small. With one account, most of the flood waits for room in the
 /// (username, address) throttle layer (5 checks in flight at most).
 async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: usize) {
-    let quiet = AuthServiceClient::new(channel_from(auth_addr, "127.0.0.3"));
-    let alone = login_p50(&quiet, "bench", 20).await;
     let flood = AuthServiceClient::new(channel_from(auth_addr, flood_from));
     for i in 0..accounts {
         let registered = flood
@@ -137,29 +181,20 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
             );
         }
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flooders: Vec<_> = (0..64)
-        .map(|i| {
-            let (mut flood, stop) = (flood.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = flood
-                        .login(LoginRequest {
-                            scopes: Vec::new(),
-                            username: format!("flood{}", i % accounts),
-                            password: PASSWORD.into(),
-                        })
-                        .await;
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = login_p50(&quiet, "bench", 20).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for f in flooders {
-        let _ = f.await;
-    }
+    let (alone, during, _) = login_beside_a_flood(
+        auth_addr,
+        flood_from,
+        move |mut flood, task, _| async move {
+            let _ = flood
+                .login(LoginRequest {
+                    scopes: Vec::new(),
+                    username: format!("flood{}", task % accounts),
+                    password: PASSWORD.into(),
+                })
+                .await;
+        },
+    )
+    .await;
     println!(
         "{:<34} p50 alone {:>6.1} ms  during a 64-call flood from another address ({accounts:>2} accounts) {:>6.1} ms  ratio {:.2}",
         "Login fairness between addresses",
@@ -174,40 +209,20 @@ async fn fairness(auth_addr: std::net::SocketAddr, flood_from: &str, accounts: u
 /// users' logins by at most 3×). Once the address is locked, each junk call is refused from
 /// one read, with no write and no hash.
 async fn junk_refresh_flood(auth_addr: std::net::SocketAddr, flood_from: &str) {
-    let quiet = AuthServiceClient::new(channel_from(auth_addr, "127.0.0.3"));
-    let alone = login_p50(&quiet, "bench", 20).await;
-    let flood = AuthServiceClient::new(channel_from(auth_addr, flood_from));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let flooders: Vec<_> = (0..64)
-        .map(|i| {
-            let (mut flood, stop, sent) = (flood.clone(), stop.clone(), sent.clone());
-            tokio::spawn(async move {
-                let mut n = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    n += 1;
-                    let _ = flood
-                        .refresh_token(bookstore_contract::proto::auth::RefreshTokenRequest {
-                            refresh_token: format!("junk-{i}-{n}"),
-                            scopes: Vec::new(),
-                        })
-                        .await;
-                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            })
+    let (alone, during, sent) =
+        login_beside_a_flood(auth_addr, flood_from, |mut flood, task, n| async move {
+            let _ = flood
+                .refresh_token(bookstore_contract::proto::auth::RefreshTokenRequest {
+                    refresh_token: format!("junk-{task}-{n}"),
+                    scopes: Vec::new(),
+                })
+                .await;
         })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = login_p50(&quiet, "bench", 20).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for f in flooders {
-        let _ = f.await;
-    }
+        .await;
     println!(
-        "{:<34} p50 alone {:>6.1} ms  during a 64-call junk RefreshToken flood from another address ({} calls) {:>6.1} ms  ratio {:.2}",
+        "{:<34} p50 alone {:>6.1} ms  during a 64-call junk RefreshToken flood from another address ({sent} calls) {:>6.1} ms  ratio {:.2}",
         "Login beside a junk-token flood",
         alone.as_secs_f64() * 1000.0,
-        sent.load(std::sync::atomic::Ordering::Relaxed),
         during.as_secs_f64() * 1000.0,
         during.as_secs_f64() / alone.as_secs_f64(),
     );
