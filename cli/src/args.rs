@@ -97,6 +97,13 @@ pub struct UpArgs {
     /// 127.0.0.1, made under DATA_DIR/tls/ on first use and kept.
     #[arg(long)]
     pub tls: bool,
+    /// Where the bookshelf web page is served; its origin may call both services (CORS).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub web_listen: SocketAddr,
+    /// Do not serve the web page (and allow no origin beyond `--cors-origins` of the
+    /// services' environment).
+    #[arg(long)]
+    pub no_web: bool,
 }
 
 /// A username and where the password comes from.

@@ -11,6 +11,7 @@ mod output;
 mod session;
 mod tls;
 mod up;
+mod web;
 
 use std::process::ExitCode;
 

@@ -1,11 +1,12 @@
-//! `bookstore up`: both services in this process, each on its own SQLite file, stopped together
-//! by SIGTERM or Ctrl-C (health NOT_SERVING, drain, exit 0).
+//! `bookstore up`: both services in this process, each on its own SQLite file, and the
+//! bookshelf web page ([`crate::web`]), stopped together by SIGTERM or Ctrl-C (health
+//! NOT_SERVING, drain, exit 0).
 
 use anyhow::Context;
 use bookstore_kit::{server::shutdown_signal, storage::sqlite_url};
 use tokio::sync::watch;
 
-use crate::{args::UpArgs, tls};
+use crate::{args::UpArgs, tls, web};
 
 /// Runs both services until a shutdown signal.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -19,6 +20,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ("http", "127.0.0.1")
     };
 
+    // Bound first, as the services bind theirs: the page's origin is known before they start.
+    let web_listener = match args.no_web {
+        true => None,
+        false => Some(
+            tokio::net::TcpListener::bind(args.web_listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (--web-listen)", args.web_listen))?,
+        ),
+    };
+    let web_addr = web_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let page_origins = web_addr.map(web::origins).unwrap_or_default();
+
     let mut auth_config = auth_service::Config::from_env();
     auth_config.serve.listen = args.auth_listen;
     auth_config.serve.http_listen = Some(args.auth_http_listen);
@@ -27,6 +40,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     book_config.serve.listen = args.book_listen;
     book_config.serve.http_listen = Some(args.book_http_listen);
     book_config.serve.database_url = sqlite_url(&dir, "books.db");
+    for serve in [&mut auth_config.serve, &mut book_config.serve] {
+        serve.cors_origins.extend(page_origins.iter().cloned());
+    }
     if let Some(certs) = &certs {
         for serve in [&mut auth_config.serve, &mut book_config.serve] {
             serve.tls_cert = Some(certs.cert.clone());
@@ -57,7 +73,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let _ = rx.changed().await;
     };
     let mut auth = tokio::spawn(auth_app.run_until_stopped(on_stop(stopped.clone())));
-    let mut book = tokio::spawn(book_app.run_until_stopped(on_stop(stopped)));
+    let mut book = tokio::spawn(book_app.run_until_stopped(on_stop(stopped.clone())));
+    let page = web_listener.map(|listener| {
+        let router = web::router(&auth_url, &book_url);
+        tokio::spawn(web::serve(listener, router, on_stop(stopped)))
+    });
 
     println!("Bookstore is up (data in {}):", dir.display());
     println!("  auth-service  {auth_url}");
@@ -66,6 +86,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!(
             "  metrics       http://{auth_http}/metrics  http://{book_http}/metrics (and /healthz; JWKS at http://{auth_http}/.well-known/jwks.json)"
         );
+    }
+    if let Some(addr) = web_addr {
+        println!("  bookshelf     http://{addr}/");
     }
     match &certs {
         None => println!("Try: grpcurl -plaintext {auth_addr} list"),
@@ -102,6 +125,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             report("book-service", result)?;
             report("auth-service", other)?;
         }
+    }
+    if let Some(page) = page {
+        report("web page", page.await)?;
     }
     println!("Bookstore stopped.");
     Ok(())

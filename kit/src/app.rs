@@ -92,6 +92,8 @@ pub struct Listeners {
     http: Option<TcpListener>,
     /// `--max-connections`, across both listeners.
     max_connections: u32,
+    /// `--cors-origins`: the web pages allowed to call the gRPC listener.
+    cors_origins: Vec<String>,
 }
 
 impl Listeners {
@@ -120,6 +122,7 @@ impl Listeners {
             tls,
             http,
             max_connections: config.max_connections,
+            cors_origins: config.cors_origins.clone(),
         })
     }
 }
@@ -165,6 +168,7 @@ impl App {
                     tls,
                     http,
                     max_connections,
+                    cors_origins,
                 },
             service,
         } = self;
@@ -242,7 +246,7 @@ impl App {
         };
 
         tracing::info!(addr = %addr, tls = tls.is_some(), "{name} listening");
-        let router = server::grpc_server(routes, &health, &metrics);
+        let router = server::grpc_server(routes, &health, &metrics, &cors_origins);
         type Serving<'a> = std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>,
         >;

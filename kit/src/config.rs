@@ -46,6 +46,12 @@ pub struct ServeConfig {
     /// at start.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Origins whose web pages may call this service with gRPC-Web (`--cors-origins`,
+    /// `<PREFIX>_CORS_ORIGINS`): comma-separated exact origins such as
+    /// `http://127.0.0.1:8080`. None by default, so browsers are refused; gRPC-Web itself is
+    /// always served, to any client that is not a browser.
+    #[arg(long, value_delimiter = ',', value_parser = crate::cors::parse_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeConfig {

@@ -12,12 +12,15 @@ use std::{
 
 use bookstore_contract::FILE_DESCRIPTOR_SET;
 use tonic::{
+    body::Body,
     service::Routes,
     transport::{server::Router, Server},
 };
 use tonic_health::pb::health_client::HealthClient;
+use tonic_web::GrpcWebLayer;
 use tower::{
     layer::util::{Identity, Stack},
+    util::MapResponseLayer,
     Layer, Service,
 };
 use tracing::Instrument;
@@ -27,6 +30,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     config::ClientTls,
+    cors::CorsLayer,
+    grpc_web::GrpcWebAnswersLayer,
     health::Health,
     metrics::{CountedBody, Metrics},
     telemetry::HeaderExtractor,
@@ -63,13 +68,27 @@ pub fn limits() -> Server {
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE.1))
 }
 
-/// The tonic server with every limit above, the per-call log line, and beside `routes`:
-/// grpc.health.v1 from `health` and reflection v1 and v1alpha (none behind a token).
+/// The layers around every call, outermost first: CORS for browsers from the allowed origins,
+/// gRPC-Web translated to gRPC ([`crate::grpc_web`]), then the call log. The log and the
+/// metrics below the translation see every call as gRPC, whichever protocol the client spoke.
+type Layers = Stack<
+    CallLogLayer,
+    Stack<
+        MapResponseLayer<fn(Logged) -> http::Response<Body>>,
+        Stack<GrpcWebLayer, Stack<GrpcWebAnswersLayer, Stack<CorsLayer, Identity>>>,
+    >,
+>;
+type Logged = http::Response<CountedBody<Body>>;
+
+/// The tonic server with every limit above, gRPC-Web beside gRPC (HTTP/1.1 as well as HTTP/2,
+/// CORS for `cors_origins`), the per-call log line, and beside `routes`: grpc.health.v1 from
+/// `health` and reflection v1 and v1alpha (none behind a token).
 pub(crate) fn grpc_server(
     routes: Routes,
     health: &Health,
     metrics: &Metrics,
-) -> Router<Stack<CallLogLayer, Identity>> {
+    cors_origins: &[String],
+) -> Router<Layers> {
     // Reflection lists exactly what this server serves, and can describe the google.rpc
     // error details, so grpcurl decodes ErrorInfo, BadRequest and RetryInfo too.
     let reflection = || {
@@ -101,6 +120,14 @@ pub(crate) fn grpc_server(
         .expect("embedded descriptor sets are valid");
 
     limits()
+        .accept_http1(true)
+        .layer(CorsLayer::new(cors_origins))
+        .layer(GrpcWebAnswersLayer)
+        .layer(GrpcWebLayer::new())
+        // gRPC-Web takes the body type tonic serves with.
+        .layer(MapResponseLayer::new(
+            (|response: Logged| response.map(Body::new)) as fn(Logged) -> _,
+        ))
         .layer(CallLogLayer {
             metrics: metrics.clone(),
         })

@@ -4,7 +4,8 @@
 //! The listener accepts TCP connections itself and completes each TLS handshake with the
 //! configuration current at that moment; a background task rereads the files every
 //! [`RELOAD_INTERVAL`] when their modification time changed, and keeps the old configuration
-//! (with a warning) if the new files are unusable. TLS 1.2 and 1.3 only, ALPN `h2`.
+//! (with a warning) if the new files are unusable. TLS 1.2 and 1.3 only, ALPN `h2`, then
+//! `http/1.1` for gRPC-Web clients that speak only HTTP/1.1.
 
 use std::{
     io,
@@ -123,7 +124,7 @@ impl ServerTls {
             },
             other => file_error(&self.key, other),
         })?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 
