@@ -145,7 +145,7 @@ mod tests {
             "http://host?x=1",
             "*",
         ] {
-            let error = parse_origin(bad).unwrap_err();
+            let error = parse_origin(bad).expect_err(bad);
             assert!(error.contains("is not an origin"), "{bad}: {error}");
         }
     }

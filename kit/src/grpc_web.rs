@@ -133,15 +133,16 @@ fn trailer_frame(headers: &HeaderMap) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn the_trailer_frame_carries_the_status_headers() {
         let mut headers = HeaderMap::new();
-        headers.insert("grpc-status", "16".parse().unwrap());
-        headers.insert("grpc-message", "no".parse().unwrap());
+        headers.insert("grpc-status", HeaderValue::from_static("16"));
+        headers.insert("grpc-message", HeaderValue::from_static("no"));
         headers.insert(
             "content-type",
-            "application/grpc-web+proto".parse().unwrap(),
+            HeaderValue::from_static("application/grpc-web+proto"),
         );
         let frame = trailer_frame(&headers);
         let block = b"grpc-status:16\r\ngrpc-message:no\r\n";

@@ -124,8 +124,8 @@ def test_a_call_in_either_mode_answers_a_message_and_an_ok_trailer(text, usernam
 
 
 @pytest.mark.parametrize("text", [False, True], ids=["binary", "text"])
-def test_an_error_status_is_read_from_the_trailer_frame_in_the_body(text):
-    request = auth_pb2.LoginRequest(username="nobody-at-all", password="not a password here")
+def test_an_error_status_is_read_from_the_trailer_frame_in_the_body(text, username):
+    request = auth_pb2.LoginRequest(username=username, password="not a password here")
     response, payload = grpc_web(SERVICES["auth-service"], "/bookstore.auth.v1.AuthService/Login",
                                  request.SerializeToString(), text=text)
     assert response.status == 200
@@ -147,3 +147,27 @@ def test_book_service_behind_its_interceptor(user, shop):
                           request, token=shop.access_token)
     (message,) = [data for flag, data in frames(payload) if flag == 0]
     assert [b.title for b in book_pb2.ListBooksResponse.FromString(message).books] == ["Wire"]
+
+
+def handled(metrics_url, method, code):
+    """grpc_server_handled_total of `method` answered `code`, from the HTTP side door."""
+    address = urlsplit(metrics_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    for line in text.splitlines():
+        if (line.startswith("grpc_server_handled_total{") and f'grpc_method="{method}"' in line
+                and f'grpc_code="{code}"' in line):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_grpc_web_calls_are_counted_as_grpc_calls(username):
+    metrics = os.environ.get("BOOKSTORE_AUTH_METRICS", "http://127.0.0.1:9051/metrics")
+    before = handled(metrics, "Login", "Unauthenticated")
+    request = auth_pb2.LoginRequest(username=username, password="not a password here")
+    for text in (False, True):
+        grpc_web(SERVICES["auth-service"], "/bookstore.auth.v1.AuthService/Login",
+                 request.SerializeToString(), text=text)
+    assert handled(metrics, "Login", "Unauthenticated") == before + 2
