@@ -14,11 +14,12 @@ use bookstore_kit::{
 
 use crate::{
     client::ClientAddr,
+    counter::{Limits, Scope},
     db::{Db, Ending, Revoking, Rotation, SessionStart, UserRow},
     error::{Error, Result},
     keys::KeyRing,
     password::{self, Hasher},
-    throttle::{self, Finished, Limits, Scope},
+    throttle::{self, Finished},
     tokens::{self, Issuer, TokenPair},
 };
 

@@ -6,14 +6,14 @@
 
 use bookstore_kit::{
     paging::Cursor,
-    read::{Columns, Cost, FromColumns},
+    read::{self, Arg, Cost, FromColumns},
     storage::{self, lock_table, Backend, Database, Migrations},
 };
 use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 
 use crate::{
+    counter::{Counter, Scope},
     error::{Error, Result},
-    throttle::{Counter, Scope},
 };
 
 /// auth-service's database handle (cheap to clone).
@@ -37,22 +37,17 @@ pub struct UserRow {
     pub session_epoch: i64,
 }
 
-/// Read by position, in [`USER_COLUMNS`] order.
-impl FromColumns for UserRow {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        // Flags are stored as 0/1 integers on both backends.
-        Ok(UserRow {
-            id: row.get(0)?,
-            username: row.get(1)?,
-            password_hash: row.get(2)?,
-            admin: row.get::<i64>(3)? != 0,
-            create_time: row.get(4)?,
-            disabled: row.get::<i64>(5)? != 0,
-            tokens_not_before: row.get(6)?,
-            session_epoch: row.get(7)?,
-        })
-    }
-}
+// Read by position from this one list; flags are stored as 0/1 integers on both backends.
+bookstore_kit::columns!(UserRow {
+    id,
+    username,
+    password_hash,
+    admin: flag,
+    create_time,
+    disabled: flag,
+    tokens_not_before,
+    session_epoch,
+});
 
 /// A row of `revocations`: exactly one of `session_id` and `user_id` is set.
 #[derive(Debug, Clone)]
@@ -64,18 +59,13 @@ pub struct RevocationRow {
     pub expire_time: i64,
 }
 
-/// Read by position, in the order [`Db::revocations_after`] selects.
-impl FromColumns for RevocationRow {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        Ok(RevocationRow {
-            cursor: row.get(0)?,
-            session_id: row.get(1)?,
-            user_id: row.get(2)?,
-            not_before: row.get(3)?,
-            expire_time: row.get(4)?,
-        })
-    }
-}
+bookstore_kit::columns!(RevocationRow {
+    cursor,
+    session_id,
+    user_id,
+    not_before,
+    expire_time,
+});
 
 /// When a revocation is made and until when it matters: `now`, and the time by which every
 /// access token it covers has expired.
@@ -94,17 +84,12 @@ pub struct KeyRow {
     pub retire_time: Option<i64>,
 }
 
-/// Read by position, in the order [`Db::signing_keys`] selects.
-impl FromColumns for KeyRow {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        Ok(KeyRow {
-            kid: row.get(0)?,
-            private_key: row.get(1)?,
-            create_time: row.get(2)?,
-            retire_time: row.get(3)?,
-        })
-    }
-}
+bookstore_kit::columns!(KeyRow {
+    kid,
+    private_key,
+    create_time,
+    retire_time,
+});
 
 /// What a refresh-token rotation found.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,9 +108,6 @@ pub enum Rotation {
     /// Already spent: the family (login session) of this user has now been revoked.
     Reused { user_id: String },
 }
-
-const USER_COLUMNS: &str =
-    "id, username, password_hash, admin, create_time, disabled, tokens_not_before, session_epoch";
 
 /// What [`Db::start_session`] found when it came to store a Login's first refresh token.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,24 +138,16 @@ pub struct ClientRow {
     pub create_time: i64,
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, name, scopes, secret_hash, previous_hash, previous_until, generation, create_time";
-
-/// Read by position, in [`CLIENT_COLUMNS`] order.
-impl FromColumns for ClientRow {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        Ok(ClientRow {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            scopes: row.get(2)?,
-            secret_hash: row.get(3)?,
-            previous_hash: row.get(4)?,
-            previous_until: row.get(5)?,
-            generation: row.get(6)?,
-            create_time: row.get(7)?,
-        })
-    }
-}
+bookstore_kit::columns!(ClientRow {
+    id,
+    name,
+    scopes,
+    secret_hash,
+    previous_hash,
+    previous_until,
+    generation,
+    create_time,
+});
 
 /// The `sid` of the tokens a client's secret of `generation` issued.
 pub fn client_session(client_id: &str, generation: i64) -> String {
@@ -198,15 +172,11 @@ struct FamilyRef {
     revoked: bool,
 }
 
-impl FromColumns for FamilyRef {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        Ok(FamilyRef {
-            family_id: row.get(0)?,
-            user_id: row.get(1)?,
-            revoked: row.get::<i64>(2)? != 0,
-        })
-    }
-}
+bookstore_kit::columns!(FamilyRef {
+    family_id,
+    user_id,
+    revoked: flag,
+});
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
@@ -249,14 +219,17 @@ impl Db {
 
     /// The user called `username` (already lower-case).
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let sql = format!(
+            "SELECT {} FROM users WHERE username = $1",
+            UserRow::select_list()
+        );
         let args = vec![username.into()];
         Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// The user with id `id`.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let sql = format!("SELECT {} FROM users WHERE id = $1", UserRow::select_list());
         let args = vec![id.into()];
         Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
@@ -276,8 +249,9 @@ impl Db {
     pub async fn list_users(&self, after: Option<&Cursor>, limit: i64) -> Result<Vec<UserRow>> {
         let (time, id) = after.map_or((i64::MIN, ""), |c| (c.create_time, c.id.as_str()));
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE (create_time, id) > ($1, $2)
-             ORDER BY create_time, id LIMIT $3"
+            "SELECT {} FROM users WHERE (create_time, id) > ($1, $2)
+             ORDER BY create_time, id LIMIT $3",
+            UserRow::select_list()
         );
         let args = vec![time.into(), id.into(), limit.into()];
         Ok(self.0.fetch_all(Cost::Lookup, &sql, args).await?)
@@ -354,14 +328,20 @@ impl Db {
 
     /// The client whose id or name is `key`.
     pub async fn client(&self, key: &str) -> Result<Option<ClientRow>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 OR name = $1");
+        let sql = format!(
+            "SELECT {} FROM clients WHERE id = $1 OR name = $1",
+            ClientRow::select_list()
+        );
         let args = vec![key.into()];
         Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// Every client, by name.
     pub async fn clients(&self) -> Result<Vec<ClientRow>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name");
+        let sql = format!(
+            "SELECT {} FROM clients ORDER BY name",
+            ClientRow::select_list()
+        );
         Ok(self.0.fetch_all(Cost::Lookup, &sql, Vec::new()).await?)
     }
 
@@ -393,7 +373,8 @@ impl Db {
     ) -> Result<Option<ClientRow>> {
         let mut tx = self.0.begin_write().await?;
         let sql = format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients WHERE name = $1{}",
+            "SELECT {} FROM clients WHERE name = $1{}",
+            ClientRow::select_list(),
             self.0.for_update()
         );
         let row: Option<AnyRow> = sqlx::query(&sql)
@@ -477,19 +458,25 @@ impl Db {
         now: i64,
         limit: i64,
     ) -> Result<Vec<RevocationRow>> {
-        let sql = "SELECT cursor, session_id, user_id, not_before, expire_time FROM revocations
-                   WHERE cursor > $1 AND expire_time > $2 ORDER BY cursor LIMIT $3";
+        let sql = format!(
+            "SELECT {} FROM revocations
+             WHERE cursor > $1 AND expire_time > $2 ORDER BY cursor LIMIT $3",
+            RevocationRow::select_list()
+        );
         let args = vec![cursor.into(), now.into(), limit.into()];
-        Ok(self.0.fetch_all(Cost::Lookup, sql, args).await?)
+        Ok(self.0.fetch_all(Cost::Lookup, &sql, args).await?)
     }
 
     // ---- signing keys ----
 
     /// Every signing key, the active one (never retired) first, then the newest.
     pub async fn signing_keys(&self) -> Result<Vec<KeyRow>> {
-        let sql = "SELECT kid, private_key, create_time, retire_time FROM signing_keys
-                   ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid";
-        Ok(self.0.fetch_all(Cost::Lookup, sql, Vec::new()).await?)
+        let sql = format!(
+            "SELECT {} FROM signing_keys
+             ORDER BY (retire_time IS NULL) DESC, create_time DESC, retire_time DESC, kid",
+            KeyRow::select_list()
+        );
+        Ok(self.0.fetch_all(Cost::Lookup, &sql, Vec::new()).await?)
     }
 
     /// Adds `key` as the active key. With `only_if_none`, does nothing when a key exists
@@ -634,9 +621,12 @@ impl Db {
 
     /// The family, owner and state of the refresh token `token_hash`, read without the writer.
     async fn family_of(&self, token_hash: &str) -> Result<Option<FamilyRef>> {
-        let sql = "SELECT family_id, user_id, revoked FROM refresh_tokens WHERE token_hash = $1";
+        let sql = format!(
+            "SELECT {} FROM refresh_tokens WHERE token_hash = $1",
+            FamilyRef::select_list()
+        );
         let args = vec![token_hash.into()];
-        Ok(self.0.fetch_optional(Cost::Lookup, sql, args).await?)
+        Ok(self.0.fetch_optional(Cost::Lookup, &sql, args).await?)
     }
 
     /// Ends the session (family) of the token `token_hash`. An unknown token, or one whose
@@ -667,13 +657,15 @@ impl Db {
     /// The counters of `keys` as they are now (zero where none is stored), read without the
     /// writer.
     pub async fn throttle_counters(&self, keys: &[(Scope, String)]) -> Result<Vec<Counter>> {
-        let sql =
-            format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE scope = $1 AND key = $2");
+        let sql = format!(
+            "SELECT {} FROM login_throttle WHERE scope = $1 AND key = $2",
+            ThrottleRow::select_list()
+        );
         let mut counters = Vec::with_capacity(keys.len());
         for (scope, key) in keys {
             let args = vec![scope.as_str().into(), key.as_str().into()];
-            let counter = self.0.fetch_optional(Cost::Lookup, &sql, args).await?;
-            counters.push(counter.unwrap_or_default());
+            let row: Option<ThrottleRow> = self.0.fetch_optional(Cost::Lookup, &sql, args).await?;
+            counters.push(row.map(|row| row.counter()).unwrap_or_default());
         }
         Ok(counters)
     }
@@ -714,29 +706,26 @@ impl Db {
                     let rows = lock.fetch_all(&mut *conn).await?;
                     let mut counters = vec![Counter::default(); keys.len()];
                     for row in &rows {
-                        let (scope, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                        let row = ThrottleRow::from_columns(row)?;
                         let Some(i) = keys
                             .iter()
-                            .position(|(s, k)| s.as_str() == scope && *k == key)
+                            .position(|(s, k)| s.as_str() == row.scope && *k == row.key)
                         else {
                             continue;
                         };
-                        counters[i] = Counter::from_columns(row)?;
+                        counters[i] = row.counter();
                     }
                     let out = update(&mut counters, &keys)?;
-                    let mut store = sqlx::query(&store_sql);
-                    for ((scope, key), counter) in keys.iter().zip(&counters) {
-                        store = store
-                            .bind(scope.as_str())
-                            .bind(key)
-                            .bind(counter.window_start)
-                            .bind(counter.failures)
-                            .bind(counter.lockouts)
-                            .bind(counter.locked_until)
-                            .bind(counter.pending)
-                            .bind(counter.pending_since);
-                    }
-                    store.execute(&mut *conn).await?;
+                    let args: Vec<Arg> = keys
+                        .iter()
+                        .zip(&counters)
+                        .flat_map(|((scope, key), counter)| {
+                            ThrottleRow::new(*scope, key, counter).args()
+                        })
+                        .collect();
+                    read::bind(sqlx::query(&store_sql), &args)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(out)
                 })
             }))
@@ -806,7 +795,10 @@ async fn lock_user(
     lock: &str,
     id: &str,
 ) -> Result<Option<UserRow>, sqlx::Error> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1{lock}");
+    let sql = format!(
+        "SELECT {} FROM users WHERE id = $1{lock}",
+        UserRow::select_list()
+    );
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(UserRow::from_columns).transpose()
 }
@@ -896,28 +888,71 @@ async fn revoke_user(
     record_user_revocation(tx, backend, user_id, revoking).await
 }
 
-/// One counter (zero when no row is stored); `lock` is appended to the query.
-/// A throttle counter's columns after `scope, key`, in the order [`Counter::from_columns`]
-/// reads them.
-const THROTTLE_COLUMNS: &str =
-    "scope, key, window_start, failures, lockouts, locked_until, pending, pending_since";
+/// A row of `login_throttle`: the [`Counter`] of one (scope, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThrottleRow {
+    scope: String,
+    key: String,
+    window_start: i64,
+    failures: i64,
+    lockouts: i64,
+    locked_until: i64,
+    pending: i64,
+    pending_since: i64,
+}
 
-/// The counter in a row of [`THROTTLE_COLUMNS`].
-impl FromColumns for Counter {
-    fn from_columns(row: &impl Columns) -> sqlx::Result<Self> {
-        Ok(Counter {
-            window_start: row.get(2)?,
-            failures: row.get(3)?,
-            lockouts: row.get(4)?,
-            locked_until: row.get(5)?,
-            pending: row.get(6)?,
-            pending_since: row.get(7)?,
-        })
+bookstore_kit::columns!(ThrottleRow {
+    scope,
+    key,
+    window_start,
+    failures,
+    lockouts,
+    locked_until,
+    pending,
+    pending_since,
+});
+
+impl ThrottleRow {
+    /// The columns an upsert replaces (all but the key).
+    const COUNTER_COLUMNS: std::ops::RangeFrom<usize> = 2..;
+
+    /// The row of `counter` (the pattern names every field: a new one is a compile error).
+    fn new(scope: Scope, key: &str, counter: &Counter) -> ThrottleRow {
+        let Counter {
+            window_start,
+            failures,
+            lockouts,
+            locked_until,
+            pending,
+            pending_since,
+        } = *counter;
+        ThrottleRow {
+            scope: scope.as_str().to_owned(),
+            key: key.to_owned(),
+            window_start,
+            failures,
+            lockouts,
+            locked_until,
+            pending,
+            pending_since,
+        }
+    }
+
+    /// Its counter.
+    fn counter(&self) -> Counter {
+        Counter {
+            window_start: self.window_start,
+            failures: self.failures,
+            lockouts: self.lockouts,
+            locked_until: self.locked_until,
+            pending: self.pending,
+            pending_since: self.pending_since,
+        }
     }
 }
 
 /// Makes the `n` counter rows bound as `(scope, key)` pairs if missing, locks them and returns
-/// them ([`THROTTLE_COLUMNS`]). The no-op update is what locks and returns an existing row.
+/// them (as [`ThrottleRow`]s). The no-op update is what locks and returns an existing row.
 fn throttle_lock_sql(n: usize) -> String {
     let rows: Vec<String> = (0..n)
         .map(|i| format!("(${}, ${}, 0, 0)", 2 * i + 1, 2 * i + 2))
@@ -925,26 +960,31 @@ fn throttle_lock_sql(n: usize) -> String {
     format!(
         "INSERT INTO login_throttle (scope, key, window_start, failures) VALUES {}
          ON CONFLICT (scope, key) DO UPDATE SET failures = login_throttle.failures
-         RETURNING {THROTTLE_COLUMNS}",
-        rows.join(", ")
+         RETURNING {}",
+        rows.join(", "),
+        ThrottleRow::select_list()
     )
 }
 
-/// Stores `n` counters, each bound as the eight [`THROTTLE_COLUMNS`].
+/// Stores `n` counters, each bound as the [`ThrottleRow::args`] of its row.
 fn throttle_store_sql(n: usize) -> String {
+    let width = ThrottleRow::COLUMNS.len();
     let rows: Vec<String> = (0..n)
         .map(|i| {
-            let first = 8 * i + 1;
-            let params: Vec<String> = (first..first + 8).map(|p| format!("${p}")).collect();
+            let first = width * i + 1;
+            let params: Vec<String> = (first..first + width).map(|p| format!("${p}")).collect();
             format!("({})", params.join(", "))
         })
         .collect();
+    let replaced: Vec<String> = ThrottleRow::COLUMNS[ThrottleRow::COUNTER_COLUMNS]
+        .iter()
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
     format!(
-        "INSERT INTO login_throttle ({THROTTLE_COLUMNS}) VALUES {}
-         ON CONFLICT (scope, key) DO UPDATE SET
-           window_start = excluded.window_start, failures = excluded.failures,
-           lockouts = excluded.lockouts, locked_until = excluded.locked_until,
-           pending = excluded.pending, pending_since = excluded.pending_since",
-        rows.join(", ")
+        "INSERT INTO login_throttle ({}) VALUES {}
+         ON CONFLICT (scope, key) DO UPDATE SET {}",
+        ThrottleRow::select_list(),
+        rows.join(", "),
+        replaced.join(", ")
     )
 }

@@ -28,6 +28,7 @@ pub mod admin;
 pub mod client;
 pub mod clients;
 pub mod config;
+pub mod counter;
 pub mod db;
 pub mod error;
 pub mod fair;

@@ -26,13 +26,14 @@ use crate::{
     accounts::Accounts,
     client::TrustedProxies,
     config::Config,
+    counter::Limits,
     db::Db,
     error::DOMAIN,
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
     revocations::Feed,
     service::Handlers,
-    throttle::{Finished, Limits},
+    throttle::Finished,
     tokens::Issuer,
 };
 

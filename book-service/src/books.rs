@@ -12,7 +12,7 @@ use crate::{
     db::{BookRow, Created, Db, Filter},
     error::{Error, Result},
     total_sizes::TotalSizes,
-    validate::BookFields,
+    validate::{BookFields, Field},
 };
 
 /// How long a CreateBook `request_id` is remembered (24 h).
@@ -152,10 +152,9 @@ impl Books {
         id: &str,
         etag_wanted: Option<String>,
         patch: BookFields,
-        paths: Vec<&str>,
+        fields: Vec<Field>,
     ) -> Result<BookRow> {
         existing_id(id)?;
-        let paths: Vec<String> = paths.into_iter().map(str::to_string).collect();
         let updated = self
             .db
             .update_book(
@@ -163,9 +162,9 @@ impl Books {
                 id.to_string(),
                 move |current| {
                     check_etag(current, etag_wanted.as_deref())?;
-                    let mut fields = current.fields();
-                    fields.merge(&patch, &paths);
-                    Ok(fields)
+                    let mut merged = current.fields();
+                    merged.merge(&patch, &fields);
+                    Ok(merged)
                 },
                 self.clock.unix_micros(),
             )

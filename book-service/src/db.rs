@@ -5,16 +5,14 @@
 //! claimed by the primary key of `create_requests`, so the rules hold without any lock in this
 //! process.
 
+use std::sync::LazyLock;
+
 use bookstore_kit::{
     paging::Cursor,
-    read::{Arg, Columns, Cost, FromColumns},
+    read::{self, Arg, Cost, FromColumns},
     storage::{self, Backend, Database, Migrations},
 };
-use sqlx::{
-    any::{AnyArguments, AnyRow},
-    query::Query,
-    Any, FromRow,
-};
+use sqlx::{any::AnyRow, Any, FromRow};
 
 use crate::{
     error::{Error, Result},
@@ -26,7 +24,7 @@ use crate::{
 pub struct Db(Database);
 
 /// A row of `books` (the folded filter columns left out).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BookRow {
     pub id: String,
     pub owner_id: String,
@@ -40,30 +38,107 @@ pub struct BookRow {
     pub version: i64,
 }
 
-/// Read by position, in [`BOOK_COLUMNS`] order: a page maps up to 51 rows, and a lookup by
-/// name hashes the column name for every value.
-impl FromColumns for BookRow {
-    fn from_columns(row: &impl Columns) -> Result<Self, sqlx::Error> {
-        Ok(BookRow {
-            id: row.get(0)?,
-            owner_id: row.get(1)?,
-            title: row.get(2)?,
-            author: row.get(3)?,
-            publisher: row.get(4)?,
-            price_cents: row.get(5)?,
-            isbn: row.get(6)?,
-            create_time: row.get(7)?,
-            update_time: row.get(8)?,
-            version: row.get(9)?,
-        })
-    }
-}
+// Read by position (a page maps up to 51 rows, and a lookup by name hashes the column name for
+// every value), from this one list of columns.
+bookstore_kit::columns!(BookRow {
+    id,
+    owner_id,
+    title,
+    author,
+    publisher,
+    price_cents,
+    isbn,
+    create_time,
+    update_time,
+    version,
+});
 
 /// The same, for the reads inside a writing transaction (which run on sqlx).
 impl FromRow<'_, AnyRow> for BookRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         BookRow::from_columns(row)
     }
+}
+
+/// Every column a write stores for `book`, with its value: the INSERT and the UPDATE are made
+/// from this one list, their placeholders numbered by code. The pattern names every field of
+/// [`BookRow`] (no `..`), so a new field is a compile error here until it is stored.
+fn stored(book: &BookRow) -> [(&'static str, Arg); 12] {
+    let BookRow {
+        id,
+        owner_id,
+        title,
+        author,
+        publisher,
+        price_cents,
+        isbn,
+        create_time,
+        update_time,
+        version,
+    } = book;
+    [
+        ("id", id.as_str().into()),
+        ("owner_id", owner_id.as_str().into()),
+        ("title", title.as_str().into()),
+        ("title_folded", fold(title).as_str().into()),
+        ("author", author.as_str().into()),
+        ("author_folded", fold(author).as_str().into()),
+        ("publisher", publisher.as_str().into()),
+        ("price_cents", (*price_cents).into()),
+        ("isbn", isbn.as_deref().into()),
+        ("create_time", (*create_time).into()),
+        ("update_time", (*update_time).into()),
+        ("version", (*version).into()),
+    ]
+}
+
+/// Columns that name a book rather than describe it: set by the INSERT, never by the UPDATE.
+const KEYS: [&str; 3] = ["id", "owner_id", "create_time"];
+
+/// `INSERT INTO books (...) VALUES ($1, ...)` over [`stored`]'s columns.
+fn insert_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let columns = stored(&BookRow::default()).map(|(column, _)| column);
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        format!(
+            "INSERT INTO books ({}) VALUES ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        )
+    });
+    &SQL
+}
+
+/// `UPDATE books SET c = $i, ... WHERE owner_id = $n+1 AND id = $n+2` over [`stored`]'s
+/// columns other than the [`KEYS`], bound in that order by [`update_args`].
+fn update_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let set: Vec<String> = stored(&BookRow::default())
+            .into_iter()
+            .filter(|(column, _)| !KEYS.contains(column))
+            .enumerate()
+            .map(|(i, (column, _))| format!("{column} = ${}", i + 1))
+            .collect();
+        format!(
+            "UPDATE books SET {} WHERE owner_id = ${} AND id = ${}",
+            set.join(", "),
+            set.len() + 1,
+            set.len() + 2
+        )
+    });
+    &SQL
+}
+
+/// The arguments of [`update_sql`] for `book`.
+fn update_args(book: &BookRow) -> Vec<Arg> {
+    let mut args: Vec<Arg> = stored(book)
+        .into_iter()
+        .filter(|(column, _)| !KEYS.contains(column))
+        .map(|(_, value)| value)
+        .collect();
+    args.push(book.owner_id.as_str().into());
+    args.push(book.id.as_str().into());
+    args
 }
 
 impl BookRow {
@@ -78,13 +153,20 @@ impl BookRow {
         }
     }
 
-    /// Replaces the user-settable fields.
-    pub fn set_fields(&mut self, f: BookFields) {
-        self.title = f.title;
-        self.author = f.author;
-        self.publisher = f.publisher;
-        self.price_cents = f.price_cents;
-        self.isbn = f.isbn;
+    /// Replaces the user-settable fields (every one: the pattern has no `..`).
+    pub fn set_fields(&mut self, fields: BookFields) {
+        let BookFields {
+            title,
+            author,
+            publisher,
+            price_cents,
+            isbn,
+        } = fields;
+        self.title = title;
+        self.author = author;
+        self.publisher = publisher;
+        self.price_cents = price_cents;
+        self.isbn = isbn;
     }
 }
 
@@ -123,10 +205,6 @@ pub enum Created {
         book: Option<BookRow>,
     },
 }
-
-/// The columns of a [`BookRow`], in the order [`BookRow::from_row`] reads them.
-const BOOK_COLUMNS: &str =
-    "id, owner_id, title, author, publisher, price_cents, isbn, create_time, update_time, version";
 
 impl Db {
     /// Opens the database at `url` (created if missing) and runs the embedded migrations.
@@ -202,18 +280,8 @@ impl Db {
                     if counted.is_none() {
                         return Err(Error::QuotaExceeded(max_books));
                     }
-                    let insert = sqlx::query(
-                        "INSERT INTO books (id, owner_id, title, title_folded, author,
-                                            author_folded, publisher, price_cents, isbn,
-                                            create_time, update_time, version)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(&book.id)
-                    .bind(&book.owner_id);
-                    let inserted = bind_fields(insert, &book)
-                        .bind(book.create_time)
-                        .bind(book.update_time)
-                        .bind(book.version)
+                    let args = stored(&book).map(|(_, value)| value);
+                    let inserted = read::bind(sqlx::query(insert_sql()), &args)
                         .execute(conn)
                         .await;
                     unique_is_isbn(inserted)?;
@@ -252,7 +320,7 @@ impl Db {
             args.len() + 1
         ));
         args.push(limit.into());
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books{sql}");
+        let sql = format!("SELECT {} FROM books{sql}", BookRow::select_list());
         // One keyset page: an index range of at most `limit` rows (a title filter reads the
         // owner's rows until the page fills; see [`Cost`]).
         let cost = match filter.title_query {
@@ -291,17 +359,8 @@ impl Db {
                     book.set_fields(fields);
                     book.update_time = now.max(book.update_time);
                     book.version += 1;
-                    let update = sqlx::query(
-                        "UPDATE books SET title = $1, title_folded = $2, author = $3,
-                                          author_folded = $4, publisher = $5, price_cents = $6,
-                                          isbn = $7, update_time = $8, version = $9
-                         WHERE owner_id = $10 AND id = $11",
-                    );
-                    let updated = bind_fields(update, &book)
-                        .bind(book.update_time)
-                        .bind(book.version)
-                        .bind(&owner_id)
-                        .bind(&id)
+                    let args = update_args(&book);
+                    let updated = read::bind(sqlx::query(update_sql()), &args)
                         .execute(conn)
                         .await;
                     unique_is_isbn(updated)?;
@@ -361,7 +420,10 @@ impl Db {
 
 /// The query of the book `$2` of owner `$1`, with `lock` appended.
 fn select_book_sql(lock: &str) -> String {
-    format!("SELECT {BOOK_COLUMNS} FROM books WHERE owner_id = $1 AND id = $2{lock}")
+    format!(
+        "SELECT {} FROM books WHERE owner_id = $1 AND id = $2{lock}",
+        BookRow::select_list()
+    )
 }
 
 /// The book `id` of `owner_id` inside a writing transaction; `lock` is appended to the query.
@@ -376,22 +438,6 @@ async fn select_book<'e>(
         .bind(id)
         .fetch_optional(executor)
         .await?)
-}
-
-/// Binds `book`'s user-settable fields with the folded forms the filters use, in the order
-/// both the INSERT and the UPDATE of a book list them.
-fn bind_fields<'q>(
-    query: Query<'q, Any, AnyArguments<'q>>,
-    book: &'q BookRow,
-) -> Query<'q, Any, AnyArguments<'q>> {
-    query
-        .bind(&book.title)
-        .bind(fold(&book.title))
-        .bind(&book.author)
-        .bind(fold(&book.author))
-        .bind(&book.publisher)
-        .bind(book.price_cents)
-        .bind(&book.isbn)
 }
 
 /// The `WHERE` clause of `filter` with `$1..$n` placeholders, and the values they stand for.

@@ -18,7 +18,7 @@ use crate::{
     books::{etag, Books},
     db::{BookRow, Filter},
     error::DOMAIN,
-    validate::{self, fold, BookFields, UPDATABLE},
+    validate::{self, fold, BookFields, Field},
 };
 
 /// Most paths an `update_mask` may name (there are only five fields, and `*`).
@@ -157,7 +157,7 @@ impl BookService for Handlers {
             Book::default()
         });
         validate::book_id(&input.id, "book.id", &mut v);
-        let mut paths: Vec<&str> = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
         let mut mask = update_mask.map(|m| m.paths).unwrap_or_default();
         if mask.len() > MAX_MASK_PATHS {
             v.add(
@@ -173,28 +173,25 @@ impl BookService for Handlers {
                 "update_mask",
                 format!(
                     "is required: name the fields to change ({})",
-                    UPDATABLE.join(", ")
+                    Field::paths()
                 ),
             );
         }
         for path in &mask {
             if path == "*" {
-                paths.extend(UPDATABLE);
-            } else if let Some(known) = UPDATABLE.iter().find(|u| **u == path) {
-                paths.push(known);
+                fields.extend(Field::all());
+            } else if let Some(known) = Field::from_path(path) {
+                fields.push(known);
             } else {
                 v.add(
                     "update_mask",
-                    format!(
-                        "{path:?} cannot be updated; updatable: {}",
-                        UPDATABLE.join(", ")
-                    ),
+                    format!("{path:?} cannot be updated; updatable: {}", Field::paths()),
                 );
             }
         }
         let mut patch = BookFields::default();
-        for path in &paths {
-            patch.set(path, &input, "book", &mut v);
+        for field in &fields {
+            patch.set(*field, &input, "book", &mut v);
         }
         v.check(DOMAIN)?;
         let row = self
@@ -204,7 +201,7 @@ impl BookService for Handlers {
                 &input.id,
                 optional(input.etag.clone()),
                 patch,
-                paths,
+                fields,
             )
             .await?;
         Ok(Response::new(UpdateBookResponse {

@@ -9,8 +9,45 @@ use crate::isbn;
 /// Longest title, author or publisher, in characters after trimming.
 pub const MAX_TEXT_CHARS: usize = 200;
 
-/// Fields UpdateBook may change (update_mask paths); `*` means all of them.
-pub const UPDATABLE: &[&str] = &["title", "author", "publisher", "price_cents", "isbn"];
+/// A field of Book that callers set (CreateBook) and change (UpdateBook's update_mask; `*`
+/// means all of them). Every match over it is exhaustive, so a new field is a compile error
+/// in each place that must handle it: its mask path, its validation and its merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
+pub enum Field {
+    Title,
+    Author,
+    Publisher,
+    PriceCents,
+    Isbn,
+}
+
+impl Field {
+    /// Every field, in declaration order.
+    pub fn all() -> impl Iterator<Item = Field> {
+        <Field as strum::IntoEnumIterator>::iter()
+    }
+
+    /// Its update_mask path (the proto field name).
+    pub fn path(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Author => "author",
+            Field::Publisher => "publisher",
+            Field::PriceCents => "price_cents",
+            Field::Isbn => "isbn",
+        }
+    }
+
+    /// The field whose path is `path`.
+    pub fn from_path(path: &str) -> Option<Field> {
+        Field::all().find(|field| field.path() == path)
+    }
+
+    /// Every path, for messages: `title, author, ...`.
+    pub fn paths() -> String {
+        Field::all().map(Field::path).collect::<Vec<_>>().join(", ")
+    }
+}
 
 /// The user-settable fields of a book, valid and normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,19 +68,19 @@ impl BookFields {
     /// Validates every field of `book`; violations are named under `prefix` (e.g. `book`).
     pub fn from_proto(book: &Book, prefix: &str, v: &mut Violations) -> BookFields {
         let mut fields = BookFields::default();
-        for path in UPDATABLE {
-            fields.set(path, book, prefix, v);
+        for field in Field::all() {
+            fields.set(field, book, prefix, v);
         }
         fields
     }
 
-    /// Sets the field `path` from `book`, validating it.
-    pub fn set(&mut self, path: &str, book: &Book, prefix: &str, v: &mut Violations) {
-        let field = format!("{prefix}.{path}");
-        match path {
-            "title" => self.title = required_text(&book.title, &field, v),
-            "author" => self.author = required_text(&book.author, &field, v),
-            "publisher" => {
+    /// Sets `which` from `book`, validating it.
+    pub fn set(&mut self, which: Field, book: &Book, prefix: &str, v: &mut Violations) {
+        let field = format!("{prefix}.{}", which.path());
+        match which {
+            Field::Title => self.title = required_text(&book.title, &field, v),
+            Field::Author => self.author = required_text(&book.author, &field, v),
+            Field::Publisher => {
                 self.publisher = book.publisher.trim().to_string();
                 no_nul(&self.publisher, &field, v);
                 if self.publisher.chars().count() > MAX_TEXT_CHARS {
@@ -53,13 +90,13 @@ impl BookFields {
                     );
                 }
             }
-            "price_cents" => {
+            Field::PriceCents => {
                 self.price_cents = book.price_cents;
                 if book.price_cents < 0 {
                     v.add(field, "must not be negative");
                 }
             }
-            "isbn" => {
+            Field::Isbn => {
                 self.isbn = None;
                 let raw = book.isbn.trim();
                 if !raw.is_empty() {
@@ -69,37 +106,38 @@ impl BookFields {
                     }
                 }
             }
-            _ => v.add(field, "is not a field of Book that can be set"),
         }
     }
 
-    /// Copies the fields named by `paths` from `patch`.
-    pub fn merge(&mut self, patch: &BookFields, paths: &[String]) {
-        for path in paths {
-            match path.as_str() {
-                "title" => self.title.clone_from(&patch.title),
-                "author" => self.author.clone_from(&patch.author),
-                "publisher" => self.publisher.clone_from(&patch.publisher),
-                "price_cents" => self.price_cents = patch.price_cents,
-                "isbn" => self.isbn.clone_from(&patch.isbn),
-                _ => {}
+    /// Copies `fields` from `patch`.
+    pub fn merge(&mut self, patch: &BookFields, fields: &[Field]) {
+        for field in fields {
+            match field {
+                Field::Title => self.title.clone_from(&patch.title),
+                Field::Author => self.author.clone_from(&patch.author),
+                Field::Publisher => self.publisher.clone_from(&patch.publisher),
+                Field::PriceCents => self.price_cents = patch.price_cents,
+                Field::Isbn => self.isbn.clone_from(&patch.isbn),
             }
         }
     }
 
-    /// A digest of the fields, to tell a retried CreateBook from a different one.
+    /// A digest of the fields, to tell a retried CreateBook from a different one. The pattern
+    /// names every field (no `..`): a new one is a compile error here until it is digested.
     pub fn fingerprint(&self) -> String {
+        let BookFields {
+            title,
+            author,
+            publisher,
+            price_cents,
+            isbn,
+        } = self;
         let mut hash = Sha256::new();
-        for part in [
-            &self.title,
-            &self.author,
-            &self.publisher,
-            self.isbn.as_deref().unwrap_or(""),
-        ] {
+        for part in [title, author, publisher, isbn.as_deref().unwrap_or("")] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
-        hash.update(self.price_cents.to_be_bytes());
+        hash.update(price_cents.to_be_bytes());
         bookstore_kit::hex(&hash.finalize())
     }
 }

@@ -25,6 +25,8 @@ fn up_command(data: &std::path::Path, extra: &[&str]) -> Command {
             "127.0.0.1:0",
             "--book-http-listen",
             "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data)
@@ -37,6 +39,7 @@ struct Up {
     child: Child,
     auth_url: String,
     book_url: String,
+    web_url: String,
     config: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -67,11 +70,13 @@ impl Up {
         };
         let auth_url = url("auth-service");
         let book_url = url("book-service");
+        let web_url = url("bookshelf");
         std::thread::spawn(move || lines.for_each(drop));
         Up {
             child,
             auth_url,
             book_url,
+            web_url,
             config: tempfile::tempdir().expect("config dir"),
             _data: data,
         }
@@ -616,4 +621,72 @@ async fn a_client_command_is_one_span_whose_trace_the_services_join() {
     assert_eq!(server.parent_span_id, command.span_id);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// One HTTP/1.1 exchange with `url`'s host: `request` (a request line and headers) sent as is,
+/// the whole answer returned.
+fn http(url: &str, request: &str) -> String {
+    use std::io::Read;
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&host).expect("connect");
+    let request = format!("{request}\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
+fn up_serves_the_page_and_lets_its_origin_call_both_services() {
+    let up = Up::start();
+    let page = http(&up.web_url, "GET / HTTP/1.1");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<table id=\"books\">"), "{page}");
+    assert!(
+        page.to_lowercase().contains("content-security-policy:"),
+        "{page}"
+    );
+    let config = http(&up.web_url, "GET /config.json HTTP/1.1");
+    assert!(
+        config.contains(&format!("\"auth_url\":\"{}\"", up.auth_url)),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!("\"book_url\":\"{}\"", up.book_url)),
+        "{config}"
+    );
+    let script = http(&up.web_url, "GET /app.js HTTP/1.1");
+    assert!(
+        script
+            .to_lowercase()
+            .contains("content-type: text/javascript"),
+        "{script}"
+    );
+
+    let origin = up.web_url.trim_end_matches('/');
+    for service in [&up.auth_url, &up.book_url] {
+        let allowed = http(
+            service,
+            &format!(
+                "OPTIONS /bookstore.auth.v1.AuthService/Login HTTP/1.1\r\nOrigin: {origin}\r\n\
+                 Access-Control-Request-Method: POST"
+            ),
+        )
+        .to_lowercase();
+        assert!(
+            allowed.contains(&format!("access-control-allow-origin: {origin}")),
+            "{allowed}"
+        );
+        let refused = http(
+            service,
+            "OPTIONS /bookstore.auth.v1.AuthService/Login HTTP/1.1\r\nOrigin: http://elsewhere.example\r\n\
+             Access-Control-Request-Method: POST",
+        )
+        .to_lowercase();
+        assert!(refused.starts_with("http/1.1 403"), "{refused}");
+        assert!(!refused.contains("access-control-"), "{refused}");
+    }
 }

@@ -177,6 +177,7 @@ mod tests {
         assert_eq!(
             envs,
             [
+                "DEMO_CORS_ORIGINS",
                 "DEMO_DATABASE_URL",
                 "DEMO_HTTP_LISTEN",
                 "DEMO_ISSUER",

@@ -37,9 +37,11 @@ pub fn parse_origin(origin: &str) -> Result<String, String> {
     };
     let uri: http::Uri = origin.parse().map_err(|_| explain())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let bare = uri.authority().is_some()
-        && uri.path_and_query().is_none_or(|p| p.as_str().is_empty())
-        && !origin.ends_with('/');
+    // The parser reads a missing path as "/": the text itself must end at the authority.
+    let bare = uri
+        .authority()
+        .is_some_and(|a| origin.ends_with(a.as_str()))
+        && uri.query().is_none();
     if scheme_ok && bare && HeaderValue::from_str(origin).is_ok() {
         Ok(origin.to_owned())
     } else {

@@ -16,6 +16,42 @@ pub enum Arg {
     Text(String),
     /// BIGINT.
     Int(i64),
+    /// NULL of a TEXT column.
+    NullText,
+    /// NULL of a BIGINT column (typed: PostgreSQL does not cast a text NULL to bigint).
+    NullInt,
+    /// BLOB (SQLite), BYTEA (PostgreSQL).
+    Bytes(Vec<u8>),
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(Arg::NullText, Arg::Text)
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(value: Option<i64>) -> Self {
+        value.map_or(Arg::NullInt, Arg::Int)
+    }
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(value: Vec<u8>) -> Self {
+        Arg::Bytes(value)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(value: Option<&str>) -> Self {
+        value.map_or(Arg::NullText, Arg::from)
+    }
 }
 
 impl From<&str> for Arg {
@@ -67,6 +103,73 @@ pub trait FromColumns: Sized {
     fn from_columns(row: &impl Columns) -> Result<Self, sqlx::Error>;
 }
 
+/// Declares how a row type is read, in one list: `columns!(BookRow { id, title, ... })` gives
+/// `BookRow::COLUMNS` (the column names a query selects, in this order), `BookRow::select_list()`
+/// (the same joined: `id, title, ...`) and a [`FromColumns`] that reads column `i` into the
+/// `i`-th field named. A column is named as the field it fills, so the list cannot disagree
+/// with the mapping, and the struct literal it expands to has no `..`: a field left out is a
+/// compile error. A field stored as a 0/1 integer is written `admin: flag`.
+#[macro_export]
+macro_rules! columns {
+    ($row:ident { $($field:ident $(: $how:ident)?),* $(,)? }) => {
+        impl $row {
+            /// The columns a query selects for this row, in the order they are read.
+            pub const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The row's values as arguments, in [`Self::COLUMNS`] order (for a write of the
+            /// same columns).
+            #[allow(dead_code)]
+            pub fn args(&self) -> Vec<$crate::read::Arg> {
+                vec![$($crate::__arg!(self.$field $(, $how)?)),*]
+            }
+
+            /// [`Self::COLUMNS`] as an SQL select list.
+            pub fn select_list() -> &'static str {
+                static LIST: ::std::sync::LazyLock<String> =
+                    ::std::sync::LazyLock::new(|| $row::COLUMNS.join(", "));
+                &LIST
+            }
+        }
+
+        impl $crate::read::FromColumns for $row {
+            fn from_columns(
+                row: &impl $crate::read::Columns,
+            ) -> ::core::result::Result<Self, $crate::read::Error> {
+                let mut next = 0usize;
+                Ok($row { $($field: $crate::__column!(row, next $(, $how)?)),* })
+            }
+        }
+    };
+}
+
+/// One column of [`columns!`]: the next position, as stored or as a 0/1 flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __column {
+    ($row:ident, $next:ident) => {{
+        $next += 1;
+        $crate::read::Columns::get($row, $next - 1)?
+    }};
+    ($row:ident, $next:ident, flag) => {{
+        $next += 1;
+        $crate::read::Columns::get::<i64>($row, $next - 1)? != 0
+    }};
+}
+
+/// One value of [`columns!`]'s `args`: as stored, or a flag as 0/1.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __arg {
+    ($value:expr) => {
+        $crate::read::Arg::from(::core::clone::Clone::clone(&$value))
+    };
+    ($value:expr, flag) => {
+        $crate::read::Arg::Int(i64::from($value))
+    };
+}
+
+pub use sqlx::Error;
+
 /// The first column (`SELECT COUNT(*)`).
 impl FromColumns for i64 {
     fn from_columns(row: &impl Columns) -> Result<Self, sqlx::Error> {
@@ -96,6 +199,10 @@ pub(crate) fn sqlite_rows<T: FromColumns>(
         match arg {
             Arg::Text(text) => statement.raw_bind_parameter(index, text),
             Arg::Int(int) => statement.raw_bind_parameter(index, int),
+            Arg::NullText | Arg::NullInt => {
+                statement.raw_bind_parameter(index, rusqlite::types::Null)
+            }
+            Arg::Bytes(bytes) => statement.raw_bind_parameter(index, bytes),
         }
         .map_err(sqlite_error)?;
     }
@@ -117,13 +224,7 @@ pub(crate) async fn postgres_rows<'e, T: FromColumns>(
     args: &[Arg],
     limit: Option<usize>,
 ) -> Result<Vec<T>, sqlx::Error> {
-    let mut query = sqlx::query(sql);
-    for arg in args {
-        query = match arg {
-            Arg::Text(text) => query.bind(text.as_str()),
-            Arg::Int(int) => query.bind(*int),
-        };
-    }
+    let query = bind(sqlx::query(sql), args);
     let rows = match limit {
         Some(1) => query.fetch_optional(executor).await?.into_iter().collect(),
         _ => query.fetch_all(executor).await?,
@@ -132,4 +233,21 @@ pub(crate) async fn postgres_rows<'e, T: FromColumns>(
         .take(limit.unwrap_or(usize::MAX))
         .map(T::from_columns)
         .collect()
+}
+
+/// `query` with `args` bound as `$1..$n`.
+pub fn bind<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text.as_str()),
+            Arg::Int(int) => query.bind(*int),
+            Arg::NullText => query.bind(None::<String>),
+            Arg::NullInt => query.bind(None::<i64>),
+            Arg::Bytes(bytes) => query.bind(bytes.as_slice()),
+        };
+    }
+    query
 }
