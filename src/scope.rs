@@ -30,6 +30,17 @@ pub const ALL: &[&str] = &[
     REVOCATIONS_WATCH,
 ];
 
+impl Claims {
+    /// The scopes this token holds: its `scope` claim, or for a token made before scopes
+    /// existed (no claim) what its user's token would hold now.
+    pub fn scopes(&self) -> Scopes {
+        if self.scope.is_empty() && self.client_id.is_none() {
+            return Scopes::for_user(self.admin);
+        }
+        Scopes::parse_lenient(&self.scope)
+    }
+}
+
 /// A set of known scopes, listed in [`ALL`]'s order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scopes(u8);

@@ -63,17 +63,6 @@ pub struct Claims {
     pub client_id: Option<String>,
 }
 
-impl Claims {
-    /// The scopes this token holds: its `scope` claim, or for a token made before scopes
-    /// existed (no claim) what its user's token would hold now.
-    pub fn scopes(&self) -> crate::scope::Scopes {
-        if self.scope.is_empty() && self.client_id.is_none() {
-            return crate::scope::Scopes::for_user(self.admin);
-        }
-        crate::scope::Scopes::parse_lenient(&self.scope)
-    }
-}
-
 /// Why a token was refused. Every variant becomes UNAUTHENTICATED; the variant is logged and
 /// named in the ErrorInfo reason so a client developer can tell expiry from forgery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

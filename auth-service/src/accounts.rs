@@ -13,7 +13,7 @@ use bookstore_kit::{
 };
 
 use crate::{
-    client::ClientAddr,
+    caller::ClientAddr,
     counter::{Limits, Scope},
     db::{Db, Ending, Revoking, Rotation, SessionStart, UserRow},
     error::{Error, Result},

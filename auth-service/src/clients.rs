@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     accounts::{narrow, Accounts},
-    client::ClientAddr,
+    caller::ClientAddr,
     db::ClientRow,
     error::{Error, Result},
 };

@@ -12,7 +12,7 @@ use bookstore_kit::{
 };
 use clap::{Args, Parser, Subcommand};
 
-use crate::client;
+use crate::caller;
 
 /// auth-service: registers users, checks passwords and issues Ed25519 JWT access tokens and
 /// rotating refresh tokens. Logs: level from RUST_LOG, format from LOG_FORMAT=json|pretty.
@@ -192,7 +192,7 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Proxies whose `x-forwarded-for` names the client, as comma-separated CIDRs or addresses
     /// (`--trusted-proxies`, `AUTH_TRUSTED_PROXIES`, default none: the header is ignored).
-    #[arg(long, value_delimiter = ',', value_parser = client::parse_network)]
+    #[arg(long, value_delimiter = ',', value_parser = caller::parse_network)]
     pub trusted_proxies: Vec<IpNet>,
     /// Register calls allowed per client address per hour (`--register-limit`,
     /// `AUTH_REGISTER_LIMIT`, default 100).

@@ -6,8 +6,11 @@
 
 use bookstore_kit::{
     paging::Cursor,
-    read::{self, Arg, Cost, FromColumns},
-    storage::{self, lock_table, Backend, Database, Migrations},
+    storage::{
+        self, lock_table,
+        read::{self, Arg, Cost, FromColumns},
+        Backend, Database, Migrations,
+    },
 };
 use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 

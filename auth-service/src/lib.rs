@@ -7,11 +7,12 @@
 //! - [`service`]: thin gRPC handlers for AuthService and UserService.
 //! - [`accounts`]: the work behind each RPC (register, login, refresh, logout, ...).
 //! - [`password`]: password policy and argon2id hashing on threads of its own, one per core.
-//! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work.
+//! - [`throttle`]: failed-login and Register throttling, reserved atomically before the work;
+//!   [`counter`]: its arithmetic (the rules of each layer), free of clock and database.
 //! - [`clients`]: service clients (machine identities): secrets, rotation, IssueClientToken.
-//! - [`client`]: the client address (behind `--trusted-proxies`), IPv6 per /64.
+//! - [`caller`]: who is calling: the client address (behind `--trusted-proxies`), IPv6 per /64.
 //! - [`fair`]: the hashing gate, fair between client addresses.
-//! - [`revocations`]: one reader of the revocations table per process (the feed), serving every
+//! - [`revocation_feed`]: one reader of the revocations table per process (the feed), serving every
 //!   WatchRevocations stream and this service's own copy for its interceptor.
 //! - [`keys`]: Ed25519 signing keys (created on first start, rotation, publication).
 //! - [`tokens`]: issuing access tokens and refresh tokens.
@@ -25,7 +26,7 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod client;
+pub mod caller;
 pub mod clients;
 pub mod config;
 pub mod counter;
@@ -34,7 +35,7 @@ pub mod error;
 pub mod fair;
 pub mod keys;
 pub mod password;
-pub mod revocations;
+pub mod revocation_feed;
 pub mod service;
 pub mod startup;
 pub mod throttle;

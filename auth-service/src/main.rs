@@ -8,7 +8,7 @@ use auth_service::{
     error::Error,
     startup, Cli,
 };
-use bookstore_kit::{server, telemetry, waiting};
+use bookstore_kit::{healthcheck, signal, telemetry, waiting};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,7 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let app = startup::build(config).await?;
-            app.run_until_stopped(server::shutdown_signal()).await?;
+            app.run_until_stopped(signal::shutdown_signal()).await?;
         }
         Command::Admin {
             action: AdminAction::Create { username, .. },
@@ -93,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Clients { action } => return clients(&config, action).await,
         Command::Healthcheck { addr, tls } => {
-            return Ok(server::healthcheck_exit(&addr, &tls).await);
+            return Ok(healthcheck::healthcheck_exit(&addr, &tls).await);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -24,10 +24,10 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::{
     accounts::{check_new_account, normalize_username, Accounts},
-    client::TrustedProxies,
+    caller::TrustedProxies,
     db::UserRow,
     error::{Error, DOMAIN},
-    revocations::Feed,
+    revocation_feed::Feed,
     tokens::TokenPair,
 };
 

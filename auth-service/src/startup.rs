@@ -13,7 +13,7 @@ use bookstore_contract::{
 };
 use bookstore_kit::{
     auth::Authenticator, health::Health, metrics::Metrics, paging::PageTokens,
-    revocation::Revocations, stop_signal, App, Listeners, Service,
+    revoked::Revocations, stop_signal, App, Listeners, Service,
 };
 use tokio::sync::Notify;
 use tonic::{
@@ -24,14 +24,14 @@ use tonic_health::ServingStatus;
 
 use crate::{
     accounts::Accounts,
-    client::TrustedProxies,
+    caller::TrustedProxies,
     config::Config,
     counter::Limits,
     db::Db,
     error::DOMAIN,
     keys::{KeyRing, RELOAD_INTERVAL},
     password::Hasher,
-    revocations::Feed,
+    revocation_feed::Feed,
     service::Handlers,
     throttle::Finished,
     tokens::Issuer,

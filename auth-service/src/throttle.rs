@@ -23,7 +23,7 @@
 //!
 //! Counters live in the database ([`crate::db`]) so a restart does not reset them and, with a
 //! shared database, every replica sees the same counts. The rules are pure functions of a
-//! [`Counter`] and the time ([`crate::counter`]), tested there without a clock or a database.
+//! [`crate::counter::Counter`] and the time, tested there without a clock or a database.
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,7 +31,7 @@ use bookstore_kit::clock::Clock;
 use tokio::sync::Notify;
 
 use crate::{
-    client::ClientAddr,
+    caller::ClientAddr,
     counter::{Limits, Room, Scope},
     db::Db,
     error::{Error, Result},

@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use bookstore_contract::{proto::auth::auth_service_client::AuthServiceClient, scope};
-use bookstore_kit::client::SharedBearer;
+use bookstore_kit::channel::SharedBearer;
 use tonic::transport::Channel;
 
 /// Longest wait between two failed attempts.

@@ -9,8 +9,11 @@ use std::sync::LazyLock;
 
 use bookstore_kit::{
     paging::Cursor,
-    read::{self, Arg, Cost, FromColumns},
-    storage::{self, Backend, Database, Migrations},
+    storage::{
+        self,
+        read::{self, Arg, Cost, FromColumns},
+        Backend, Database, Migrations,
+    },
 };
 use sqlx::{any::AnyRow, Any, FromRow};
 

@@ -15,7 +15,7 @@ use bookstore_contract::{
     proto::auth::{auth_service_client::AuthServiceClient, GetJwksRequest},
     token::KeySet,
 };
-use bookstore_kit::{auth::SharedKeys, client::PropagateTrace, metrics::Metrics};
+use bookstore_kit::{auth::SharedKeys, channel::PropagateTrace, metrics::Metrics};
 use prometheus::{IntCounterVec, IntGauge};
 use tokio::{
     sync::{oneshot, Notify},

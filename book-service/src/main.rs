@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use book_service::{config::Command, startup, Cli};
-use bookstore_kit::{server, telemetry, waiting};
+use bookstore_kit::{healthcheck, signal, telemetry, waiting};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
                     return Ok(());
                 }
                 let app = startup::build(config).await?;
-                app.run_until_stopped(server::shutdown_signal()).await
+                app.run_until_stopped(signal::shutdown_signal()).await
             };
             match run.await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +29,6 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Healthcheck { addr, tls } => server::healthcheck_exit(&addr, &tls).await,
+        Command::Healthcheck { addr, tls } => healthcheck::healthcheck_exit(&addr, &tls).await,
     }
 }

@@ -14,11 +14,11 @@ use bookstore_contract::{
 };
 use bookstore_kit::{
     auth::{Authenticator, SharedKeys},
-    client::{self, SharedBearer},
+    channel::{self, SharedBearer},
     health::Health,
     metrics::Metrics,
     paging::PageTokens,
-    revocation::{self, Revocations},
+    revoked::{self, Revocations},
     stop_signal, App, Listeners, Service,
 };
 use tokio::sync::{oneshot, Notify};
@@ -67,7 +67,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let keys = SharedKeys::default();
     let unknown_kid = Arc::new(Notify::new());
     let revocations = Revocations::default();
-    let auth = client::endpoint_with_flags(&config.auth_url, &config.auth_tls(), "auth-")?;
+    let auth = channel::endpoint_with_flags(&config.auth_url, &config.auth_tls(), "auth-")?;
     let (keys_ready, keys_held) = oneshot::channel();
     let fetcher = KeyFetcher::new(
         auth.clone().timeout(Duration::from_secs(5)).connect_lazy(),
@@ -89,7 +89,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         let channel = auth.clone().timeout(Duration::from_secs(5)).connect_lazy();
         tokio::spawn(credentials.keep_fresh(channel, bearer.clone()))
     });
-    let watcher = revocation::watch(
+    let watcher = revoked::watch(
         auth.connect_lazy(),
         bearer,
         revocations.clone(),

@@ -26,9 +26,9 @@ use crate::db::Filter;
 /// How long a count is reused: how far behind other replicas' writes `total_size` may be.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Owners whose counts are kept at once.
-const MAX_OWNERS: usize = 10_000;
+pub const MAX_OWNERS: usize = 10_000;
 /// Counts kept per owner (about 40 bytes each).
-const MAX_FILTERS_PER_OWNER: usize = 8;
+pub const MAX_FILTERS_PER_OWNER: usize = 8;
 
 /// The kept counts (cheap to share behind an `Arc`).
 #[derive(Debug, Default)]

@@ -7,17 +7,26 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, user_service_client::UserServiceClient},
     book::book_service_client::BookServiceClient,
 };
-use bookstore_kit::{client::PropagateTrace, config::ClientTls};
+use bookstore_kit::{channel::PropagateTrace, config::ClientTls};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
-use crate::commands::Urls;
-
 async fn channel(url: &str, tls: &ClientTls, service: &str) -> anyhow::Result<Channel> {
-    bookstore_kit::client::endpoint(url, tls)?
+    bookstore_kit::channel::endpoint(url, tls)?
         .timeout(Duration::from_secs(30))
         .connect()
         .await
         .with_context(|| format!("cannot reach {service} at {url} (is `bookstore up` running?)"))
+}
+
+/// Where the client commands send their calls.
+#[derive(Debug)]
+pub struct Urls {
+    /// auth-service.
+    pub auth: String,
+    /// book-service.
+    pub book: String,
+    /// The CA that signs the services' certificates, for `https://` URLs.
+    pub tls: ClientTls,
 }
 
 /// A channel whose calls carry the command's trace context (when traces are on).

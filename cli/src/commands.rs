@@ -10,25 +10,13 @@ use bookstore_contract::proto::{
         ListBooksResponse, UpdateBookRequest,
     },
 };
-use bookstore_kit::config::ClientTls;
 
 use crate::{
     args::{BooksCommand, Credentials},
-    client::{self, bearer},
+    client::{self, bearer, Urls},
     output::{self, parse_price},
     session::{self, Session},
 };
-
-/// Where the client commands send their calls.
-#[derive(Debug)]
-pub struct Urls {
-    /// auth-service.
-    pub auth: String,
-    /// book-service.
-    pub book: String,
-    /// The CA that signs the services' certificates, for `https://` URLs.
-    pub tls: ClientTls,
-}
 
 /// The password: one line of stdin with `--password-stdin`, else a prompt without echo.
 fn password(credentials: &Credentials, confirm: bool) -> anyhow::Result<String> {

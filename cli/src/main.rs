@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use args::{Cli, Command};
 use clap::Parser;
-use commands::Urls;
+use client::Urls;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -12,7 +12,7 @@ pub fn unix_now() -> i64 {
 }
 use serde::{Deserialize, Serialize};
 
-use crate::{client, commands::Urls};
+use crate::client::{self, Urls};
 
 /// Refresh this many seconds before the access token's expiry.
 const EXPIRY_MARGIN: i64 = 30;

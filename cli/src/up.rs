@@ -3,7 +3,7 @@
 //! NOT_SERVING, drain, exit 0).
 
 use anyhow::Context;
-use bookstore_kit::{server::shutdown_signal, storage::sqlite_url};
+use bookstore_kit::{signal::shutdown_signal, storage::sqlite_url};
 use tokio::sync::watch;
 
 use crate::{args::UpArgs, tls, web};

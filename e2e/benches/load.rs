@@ -544,10 +544,12 @@ async fn get_book_over_tls(
         ca_cert: Some(ca.ca.clone()),
         ..Default::default()
     };
-    let channel =
-        bookstore_kit::client::endpoint(&format!("https://localhost:{}", server.addr.port()), &tls)
-            .expect("endpoint")
-            .connect_lazy();
+    let channel = bookstore_kit::channel::endpoint(
+        &format!("https://localhost:{}", server.addr.port()),
+        &tls,
+    )
+    .expect("endpoint")
+    .connect_lazy();
     let books = BookServiceClient::new(channel);
     get_books("GetBook over TLS (cached token)", books, token, id).await;
     server.stop().await;

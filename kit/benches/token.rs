@@ -8,7 +8,7 @@ use std::{
 };
 
 use bookstore_contract::token::{self, Claims, Expectations, KeySet, Signer};
-use bookstore_kit::{auth::Authenticator, clock::Clock, metrics::Metrics, revocation::Revocations};
+use bookstore_kit::{auth::Authenticator, clock::Clock, metrics::Metrics, revoked::Revocations};
 use ed25519_dalek::SigningKey;
 use tonic::metadata::MetadataMap;
 

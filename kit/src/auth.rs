@@ -22,7 +22,7 @@ use bookstore_contract::{
 
 use prometheus::{IntCounter, IntCounterVec};
 
-use crate::{clock::Clock, metrics::Metrics, revocation::Revocations};
+use crate::{clock::Clock, metrics::Metrics, revoked::Revocations};
 
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
@@ -245,7 +245,7 @@ impl Authenticator {
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let claims = self.authenticate(request.metadata())?;
-        if let Some(user) = request.extensions().get::<crate::server::CallUser>() {
+        if let Some(user) = request.extensions().get::<crate::call_log::CallUser>() {
             user.set(&claims.sub);
         }
         // The call's span, when traces are exported (OpenTelemetry's name for the user).

@@ -31,9 +31,9 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Bytes held at most between two writes (every 50 ms: 40 MB/s of log before any is dropped):
 /// past it, lines are dropped (and counted) rather than slowing calls or growing memory when
 /// the sink is stuck.
-const MAX_PENDING: usize = 2 * 1024 * 1024;
+pub const MAX_PENDING: usize = 2 * 1024 * 1024;
 /// Further bytes held for security events and warnings only.
-const MAX_PENDING_PRIORITY: usize = 8 * 1024 * 1024;
+pub const MAX_PENDING_PRIORITY: usize = 8 * 1024 * 1024;
 /// Least time between two "lines dropped" reports in the log.
 const REPORT_DROPS_EVERY: Duration = Duration::from_secs(1);
 
@@ -98,7 +98,7 @@ struct Pending {
 
 /// How long an exiting process waits for the last lines to be written: a sink nobody reads (a
 /// full pipe) must not keep it from exiting.
-const LAST_WRITE: Duration = Duration::from_secs(1);
+pub const LAST_WRITE: Duration = Duration::from_secs(1);
 
 /// Writes what is left and stops the background thread when dropped (waiting at most
 /// [`LAST_WRITE`]).

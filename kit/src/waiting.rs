@@ -11,7 +11,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 use crate::{
-    config::ServeConfig, health::Health, metrics::Metrics, server, stop_signal, storage, App,
+    config::ServeConfig, health::Health, metrics::Metrics, signal, stop_signal, storage, App,
     Service,
 };
 
@@ -75,7 +75,7 @@ pub async fn until_database_reachable(
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = server::shutdown_signal() => break false,
+            () = signal::shutdown_signal() => break false,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt = storage::probe(url).await;

@@ -387,7 +387,7 @@ async fn a_taken_name_is_answered_before_any_password_hashing() {
         auth_service::startup::accounts(&config, &bookstore_kit::metrics::Metrics::new())
             .await
             .expect("accounts");
-    let client = auth_service::client::ClientAddr(Some("127.0.15.1".parse().expect("ip")));
+    let client = auth_service::caller::ClientAddr(Some("127.0.15.1".parse().expect("ip")));
     accounts
         .register("taken".into(), PASSWORD.into(), &client)
         .await

@@ -4,7 +4,7 @@
 use std::{process::Command, time::Duration};
 
 use bookstore_contract::proto::auth::{auth_service_client::AuthServiceClient, RegisterRequest};
-use bookstore_kit::{client, config::ClientTls, server::healthcheck};
+use bookstore_kit::{channel, config::ClientTls, healthcheck::healthcheck};
 use bookstore_testkit::pki::{Issued, TestCa};
 
 use crate::helpers::{binary, TestApp, PASSWORD};
@@ -42,7 +42,7 @@ async fn a_tls_listener_serves_clients_that_trust_its_ca_and_refuses_the_rest_fa
     assert!(healthcheck(&url, &trusting(&ca, None))
         .await
         .expect("health over TLS"));
-    let channel = client::endpoint(&url, &trusting(&ca, None))
+    let channel = channel::endpoint(&url, &trusting(&ca, None))
         .expect("endpoint")
         .connect()
         .await

@@ -8,7 +8,7 @@ use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
     book::{book_service_client::BookServiceClient, ListBooksRequest},
 };
-use bookstore_kit::{client, config::ClientTls, server::healthcheck};
+use bookstore_kit::{channel, config::ClientTls, healthcheck::healthcheck};
 use bookstore_testkit::{any_port, bearer, database_url, pki::TestCa, Server, PASSWORD};
 
 #[tokio::test]
@@ -60,7 +60,7 @@ async fn book_service_reaches_auth_service_over_mutual_tls() {
         client_key: Some(book_client.key.clone()),
     };
     let mut auth_client = AuthServiceClient::new(
-        client::endpoint(&auth_url, &user_to_auth)
+        channel::endpoint(&auth_url, &user_to_auth)
             .expect("endpoint")
             .connect()
             .await
@@ -84,7 +84,7 @@ async fn book_service_reaches_auth_service_over_mutual_tls() {
         .into_inner()
         .access_token;
     let mut books = BookServiceClient::new(
-        client::endpoint(&book_url, &user_tls)
+        channel::endpoint(&book_url, &user_tls)
             .expect("endpoint")
             .connect()
             .await

@@ -1,13 +1,13 @@
 //! Reads that run alike on both backends: one SQL text (`$N` placeholders, numbered in the
 //! order they appear), its arguments, and one function from a row to a value
 //! ([`FromColumns`]), whichever driver returned the row: rusqlite on SQLite's readers
-//! ([`crate::readers`]), sqlx's `Any` driver on PostgreSQL. [`crate::storage::Database::fetch_all`]
+//! ([`super::readers`]), sqlx's `Any` driver on PostgreSQL. [`crate::storage::Database::fetch_all`]
 //! and its siblings pick the driver.
 
 use rusqlite::types::FromSql;
 use sqlx::{any::AnyRow, Any, Row};
 
-use crate::readers::sqlite_error;
+use super::readers::sqlite_error;
 
 /// A value bound to a read statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ macro_rules! columns {
             /// The row's values as arguments, in [`Self::COLUMNS`] order (for a write of the
             /// same columns).
             #[allow(dead_code)]
-            pub fn args(&self) -> Vec<$crate::read::Arg> {
+            pub fn args(&self) -> Vec<$crate::storage::read::Arg> {
                 vec![$($crate::__arg!(self.$field $(, $how)?)),*]
             }
 
@@ -131,10 +131,10 @@ macro_rules! columns {
             }
         }
 
-        impl $crate::read::FromColumns for $row {
+        impl $crate::storage::read::FromColumns for $row {
             fn from_columns(
-                row: &impl $crate::read::Columns,
-            ) -> ::core::result::Result<Self, $crate::read::Error> {
+                row: &impl $crate::storage::read::Columns,
+            ) -> ::core::result::Result<Self, $crate::storage::read::Error> {
                 let mut next = 0usize;
                 Ok($row { $($field: $crate::__column!(row, next $(, $how)?)),* })
             }
@@ -148,11 +148,11 @@ macro_rules! columns {
 macro_rules! __column {
     ($row:ident, $next:ident) => {{
         $next += 1;
-        $crate::read::Columns::get($row, $next - 1)?
+        $crate::storage::read::Columns::get($row, $next - 1)?
     }};
     ($row:ident, $next:ident, flag) => {{
         $next += 1;
-        $crate::read::Columns::get::<i64>($row, $next - 1)? != 0
+        $crate::storage::read::Columns::get::<i64>($row, $next - 1)? != 0
     }};
 }
 
@@ -161,10 +161,10 @@ macro_rules! __column {
 #[macro_export]
 macro_rules! __arg {
     ($value:expr) => {
-        $crate::read::Arg::from(::core::clone::Clone::clone(&$value))
+        $crate::storage::read::Arg::from(::core::clone::Clone::clone(&$value))
     };
     ($value:expr, flag) => {
-        $crate::read::Arg::Int(i64::from($value))
+        $crate::storage::read::Arg::Int(i64::from($value))
     };
 }
 

@@ -3,14 +3,14 @@
 //! are reached through sqlx's `Any` driver, so each service's `db.rs` is one code path: its SQL
 //! uses `$N` placeholders, BIGINT integers and 0/1 flags, which both dialects read the same way;
 //! the few places where the dialects differ ask [`Database::backend`]. Reads outside a writing
-//! transaction ([`Database::fetch_all`]) are written once too ([`crate::read`]) but run on
-//! SQLite through rusqlite ([`crate::readers`]), without sqlx's thread per connection.
+//! transaction ([`Database::fetch_all`]) are written once too ([`read`]) but run on
+//! SQLite through rusqlite ([`readers`]), without sqlx's thread per connection.
 //!
 //! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
 //! serialises this process's writes, and every writing transaction starts with `BEGIN
 //! IMMEDIATE`, so a transaction never has to upgrade a read lock (the case where SQLite answers
 //! "database is locked" without waiting). Writes that arrive together share one transaction and
-//! one fsync ([`Database::write`], [`crate::group_commit`]). Another process writing at the same
+//! one fsync ([`Database::write`], [`group_commit`]). Another process writing at the same
 //! time (the admin subcommands) is waited for up to the busy timeout.
 //!
 //! **PostgreSQL**: one pool of [`POSTGRES_CONNECTIONS`] per process, READ COMMITTED
@@ -34,11 +34,16 @@ use sqlx::{
 };
 use tonic::Status;
 
-use crate::{
-    group_commit::{GroupCommit, Work},
-    read::{self, Arg, Cost, FromColumns},
-    readers::Readers,
-};
+pub mod errors;
+pub mod group_commit;
+pub mod read;
+pub mod readers;
+
+pub use errors::{describe, is_busy, is_full, is_unique_violation};
+
+use group_commit::{GroupCommit, Work};
+use read::{Arg, Cost, FromColumns};
+use readers::Readers;
 
 /// How long a statement waits for another connection's lock (SQLite), and how long a call
 /// waits for a free connection, before giving up with UNAVAILABLE.
@@ -102,7 +107,7 @@ pub struct Database {
 /// Where reads run.
 #[derive(Debug, Clone)]
 enum Reading {
-    /// SQLite: read-only connections of our own, on rusqlite ([`crate::readers`]).
+    /// SQLite: read-only connections of our own, on rusqlite ([`readers`]).
     Sqlite(Arc<Readers>),
     /// PostgreSQL: the one pool.
     Postgres(AnyPool),
@@ -195,7 +200,7 @@ impl Database {
         self.backend
     }
 
-    /// Every row `sql` returns with `args`, each made by `T` ([`crate::read`]). On SQLite
+    /// Every row `sql` returns with `args`, each made by `T` ([`read`]). On SQLite
     /// the statement runs on a reader beside the writer (WAL), on this task or, for a
     /// [`Cost::Scan`], on the blocking pool; on PostgreSQL on the pool. Waits up to the busy
     /// timeout for a connection.
@@ -243,7 +248,7 @@ impl Database {
 
     /// Runs `work` in a writing transaction and returns its result once that committed; an
     /// error from `work` rolls back what it wrote. On SQLite, writes arriving together share
-    /// one transaction, each in its own savepoint ([`crate::group_commit`]); on PostgreSQL, whose
+    /// one transaction, each in its own savepoint ([`group_commit`]); on PostgreSQL, whose
     /// server groups commits itself, each runs in a transaction of its own on the pool. For the
     /// hot writes (book CRUD, a login's throttle counters and refresh token).
     pub async fn write<T, E>(&self, work: Work<T, E>) -> Result<T, E>
@@ -306,7 +311,7 @@ impl Database {
     }
 
     /// The group-commit counters (SQLite), for `/metrics`.
-    pub fn group_commit_counts(&self) -> Option<&crate::group_commit::Counts> {
+    pub fn group_commit_counts(&self) -> Option<&group_commit::Counts> {
         self.group.as_ref().map(GroupCommit::counts)
     }
 
@@ -399,73 +404,6 @@ async fn lock_directory(path: &std::path::Path) -> std::io::Result<std::fs::File
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-/// Whether `err` says the database's storage is full (SQLITE_FULL; PostgreSQL's 53100
-/// disk_full): retryable once space returns, so callers get UNAVAILABLE like a busy database.
-pub fn is_full(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        {
-            Some(pg) => pg.code() == "53100",
-            None => matches!(
-                db.code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .map(|c| c & 0xff),
-                Some(13)
-            ),
-        },
-        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
-        _ => false,
-    }
-}
-
-/// Whether `err` is worth retrying later: a lock held past the timeout, no free connection, or
-/// a PostgreSQL server that is unreachable, restarting or resolving a conflict.
-pub fn is_busy(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                let code = pg.code();
-                // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
-                // or starting up; 40001/40P01: serialization failure, deadlock; 55P03: lock
-                // not available.
-                code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57P")
-                    || matches!(code, "40001" | "40P01" | "55P03")
-            } else {
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-                matches!(
-                    db.code()
-                        .and_then(|c| c.parse::<i32>().ok())
-                        .map(|c| c & 0xff),
-                    Some(5 | 6)
-                )
-            }
-        }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
-    }
-}
-
-/// Whether `err` is a UNIQUE constraint violation.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// One line saying what went wrong, for a start that fails: the server's message for a
-/// database error (wrong password, missing database), never a debug dump.
-pub fn describe(err: &sqlx::Error) -> String {
-    match err {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Migrate(m) => format!("migrations failed: {m}"),
-        other => other.to_string(),
-    }
 }
 
 /// The status a database error becomes: UNAVAILABLE when busy or unreachable, otherwise

@@ -13,7 +13,7 @@ use prometheus::IntCounter;
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::is_busy;
+use super::errors::{is_busy, is_full};
 
 /// Writes in one transaction, at most (bounds how long the first of them waits).
 const MAX_BATCH: usize = 256;
@@ -212,7 +212,7 @@ fn statements<'c>(
 /// what the caller is told: busy or unreachable stays retryable (UNAVAILABLE), anything else
 /// stays internal.
 fn shared(err: &sqlx::Error) -> sqlx::Error {
-    if crate::storage::is_full(err) {
+    if is_full(err) {
         sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::StorageFull,
             err.to_string(),

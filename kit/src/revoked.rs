@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::{
-    client::{SharedBearer, WithBearer},
+    channel::{SharedBearer, WithBearer},
     clock::Clock,
 };
 

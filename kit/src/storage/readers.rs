@@ -6,7 +6,7 @@
 //! page takes SQLite a few microseconds, less than the hand-off, so [`Readers::run`] runs it on
 //! the task that asked; a statement that may scan many rows (a COUNT) goes to Tokio's blocking
 //! pool instead ([`Readers::run_blocking`]), so no worker thread is held for long. WAL lets
-//! these connections read beside the writer; writes stay on sqlx ([`crate::group_commit`]).
+//! these connections read beside the writer; writes stay on sqlx ([`super::group_commit`]).
 
 use std::{
     path::Path,
@@ -150,7 +150,7 @@ impl Drop for GiveBack<'_> {
 }
 
 /// A rusqlite error as the sqlx error the services already map: a lock held past the timeout
-/// is an I/O error (UNAVAILABLE, [`crate::storage::is_busy`]), anything else a protocol error
+/// is an I/O error (UNAVAILABLE, [`super::errors::is_busy`]), anything else a protocol error
 /// (INTERNAL, its text in the log only).
 pub fn sqlite_error(err: rusqlite::Error) -> sqlx::Error {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
@@ -236,7 +236,7 @@ mod tests {
             .await
             .expect_err("read-only");
         assert!(matches!(err, sqlx::Error::Protocol(_)), "{err:?}");
-        assert!(!crate::storage::is_busy(&err));
+        assert!(!crate::storage::errors::is_busy(&err));
         // The connection came back after the failed statement.
         assert_eq!(readers.usage(), (1, 1));
     }

@@ -19,14 +19,14 @@ use std::{
 use bookstore_contract::proto::auth::{Revocation, WatchRevocationsResponse};
 use bookstore_kit::{
     clock::timestamp_from_seconds,
-    revocation::{Revocations, PRUNE_INTERVAL},
+    revoked::{Revocations, PRUNE_INTERVAL},
     Stopping,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::{accounts::Accounts, client::ClientAddr, db::RevocationRow, error::Error};
+use crate::{accounts::Accounts, caller::ClientAddr, db::RevocationRow, error::Error};
 
 /// How often the feed looks for revocations committed elsewhere.
 pub const POLL: Duration = Duration::from_millis(250);
