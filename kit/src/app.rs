@@ -82,8 +82,7 @@ pub struct App {
 /// TLS side) and the HTTP side door. A service binds them first in its `build`, before it
 /// opens any connection of its own (database, auth-service): an outgoing connection takes an
 /// ephemeral local port, and the default ports (50051, 50052) lie in Linux's ephemeral range,
-/// so a connection opened first could hold the very port the service is about to listen on
-/// (`bookstore up` failed once so, its book-service's key fetch on 127.0.0.1:50052).
+/// so a connection opened first could hold the very port the service is about to listen on.
 pub struct Listeners {
     listener: TcpListener,
     /// The TLS side of the listener, when it serves TLS.

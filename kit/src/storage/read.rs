@@ -251,3 +251,14 @@ pub fn bind<'q>(
     }
     query
 }
+
+/// `INSERT INTO table (c1, ..., cn) VALUES ($1, ..., $n)`: with a row type's `COLUMNS` and its
+/// `args()` ([`columns!`]), a write whose placeholders the code numbers.
+pub fn insert_sql(table: &str, columns: &[&str]) -> String {
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        placeholders.join(", ")
+    )
+}
