@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::auth::Jwk;
 
-/// Tokens longer than this are rejected before any decoding (8 KiB, README "Tokens").
+/// Tokens longer than this are rejected before any decoding (8 KiB, docs/api.md "Tokens").
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 30 s, README "Tokens").
+/// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 30 s, docs/api.md "Tokens").
 pub const LEEWAY_SECONDS: i64 = 30;
 /// The `typ` header of an access token (RFC 9068).
 pub const TOKEN_TYPE: &str = "at+jwt";

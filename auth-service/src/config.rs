@@ -1,5 +1,5 @@
 //! Command line and environment: every flag also reads an `AUTH_*` environment variable
-//! (README, "Configuration"). The serving flags shared with book-service come from
+//! (docs/operations.md, "Configuration"). The serving flags shared with book-service come from
 //! `bookstore_kit::config`.
 
 use std::time::Duration;

@@ -34,7 +34,8 @@ use crate::{
 /// `token_type` of every token response.
 const TOKEN_TYPE: &str = "Bearer";
 
-/// Implements both gRPC services over one [`Accounts`].
+/// Implements AuthService and UserService over one [`Accounts`] (RevocationService is
+/// [`crate::revocation_feed`]'s).
 #[derive(Debug, Clone)]
 pub struct Handlers {
     /// The work.

@@ -1,4 +1,4 @@
-//! Throttling of password checks and registrations (README, "Passwords and login"), the same
+//! Throttling of password checks and registrations (docs/api.md, "Passwords and login"), the same
 //! for names that exist and names that do not:
 //!
 //! - per (username, client address): after 5 failures within 15 minutes the pair is locked for

@@ -1,5 +1,5 @@
 //! Command line and environment: every flag also reads a `BOOK_*` environment variable
-//! (README, "Configuration"). The serving flags shared with auth-service come from
+//! (docs/operations.md, "Configuration"). The serving flags shared with auth-service come from
 //! `bookstore_kit::config`.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Book field rules (README, "API"; proto/bookstore/book/v1/book.proto). Every check records its violation and goes on, so a
+//! Book field rules (docs/api.md, "Books"; proto/bookstore/book/v1/book.proto). Every check records its violation and goes on, so a
 //! client learns every broken rule at once.
 
 use bookstore_contract::{error::Violations, proto::book::Book};
