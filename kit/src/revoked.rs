@@ -116,6 +116,7 @@ pub async fn watch(
     clock: Clock,
     mut caught_up: Option<oneshot::Sender<()>>,
 ) {
+    let held = bearer.clone();
     let mut client = RevocationServiceClient::with_interceptor(channel, WithBearer { bearer });
     let mut backoff = Duration::from_millis(100);
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
@@ -164,7 +165,15 @@ pub async fn watch(
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
                 ) =>
             {
-                tracing::warn!(code = ?status.code(), message = status.message(), "auth-service refused the revocation stream: give this service a client with revocations:watch (--auth-client-id, --auth-client-secret-file) or an mTLS client certificate");
+                // Right after start the service client's first token may still be on its way:
+                // a refusal then is expected, and only one that lasts is worth a warning.
+                let no_token_yet = held.read().unwrap_or_else(|p| p.into_inner()).is_none()
+                    && down_since.is_none_or(|since| since.elapsed() < Duration::from_secs(5));
+                if no_token_yet {
+                    tracing::debug!(code = ?status.code(), "revocation stream refused before the first token");
+                } else {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "auth-service refused the revocation stream: give this service a client with revocations:watch (--auth-client-id, --auth-client-secret-file) or an mTLS client certificate");
+                }
             }
             Err(status) => {
                 tracing::debug!(code = ?status.code(), "cannot subscribe to revocations yet");

@@ -194,3 +194,18 @@ def test_usable_at_360_px_and_screenshot(phone, browser, user, shop):
         desktop.wait_until(lambda: len(desktop.rows()) == 3)
         browser.set_window_size(1000, 1100)
         browser.save_screenshot(shot)
+
+
+def test_the_access_token_is_renewed_before_it_expires(browser, user):
+    """.ci/web runs `bookstore up` with 30 s access tokens: the page renews at half-life, with
+    no call failing first."""
+    page = Page(browser)
+    page.log_in(user, PASSWORD)
+    first = browser.execute_script("return sessionStorage.getItem('bookstore.refresh_token')")
+    page.wait_until(
+        lambda: browser.execute_script("return sessionStorage.getItem('bookstore.refresh_token')") != first,
+        timeout=25)
+    page.fill(Title="After renewal", Author="Someone", Price="3")
+    page.click("Add book")
+    page.wait_until(lambda: page.titles() == ["After renewal"])
+    assert page.alert() == ""
