@@ -7,10 +7,25 @@
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM ${RUST_IMAGE} AS builder
+# Dependencies are compiled in a layer of their own (cargo-chef, which works with any builder):
+# the planner reduces the workspace to its manifests and lock file (recipe.json), which change
+# only when dependencies do, so after a source change the classic builder reuses the cooked
+# dependencies and compiles only the workspace's own crates.
+FROM ${RUST_IMAGE} AS chef
+RUN cargo install --locked cargo-chef --version 0.1.77 \
+    && rm -rf "$CARGO_HOME/registry"
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
 COPY .cargo .cargo
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --locked --release --recipe-path recipe.json \
+    --bin auth-service --bin book-service
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
 COPY tests tests
