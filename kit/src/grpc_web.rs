@@ -11,14 +11,11 @@
 //! - a text-mode request whose `Accept` names no gRPC-Web mode is answered in text mode, the
 //!   mode it was asked in (tonic-web answers in binary unless `Accept` says text).
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::{future::MapOk, TryFutureExt};
 use http::{header, HeaderMap, Response};
 use tonic::body::Body;
 use tower::{Layer, Service};
@@ -48,11 +45,10 @@ pub struct GrpcWebAnswers<S> {
 impl<S, ReqBody> Service<http::Request<ReqBody>> for GrpcWebAnswers<S>
 where
     S: Service<http::Request<ReqBody>, Response = Response<Body>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+    type Future = MapOk<S::Future, fn(Response<Body>) -> Response<Body>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -60,11 +56,9 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         answer_in_the_mode_asked(request.headers_mut());
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(with_trailers_in_body(response))
-        })
+        self.inner
+            .call(request)
+            .map_ok(with_trailers_in_body as fn(_) -> _)
     }
 }
 
