@@ -59,6 +59,11 @@ function sentence(error: ConnectError, service: string): string {
 
 /** The services' messages are lower-case phrases; the page shows sentences. */
 function asSentence(text: string): string {
-  const first = text.charAt(0).toUpperCase() + text.slice(1);
+  const first = capitalise(text);
   return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+/** `text` with its first letter upper-case (field violations beside their inputs, too). */
+export function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

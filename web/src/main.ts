@@ -4,7 +4,7 @@
 
 import { Code } from "@connectrpc/connect";
 import type { Book } from "./gen/bookstore/book/v1/book_pb";
-import { problem, type Problem } from "./errors";
+import { capitalise, problem, type Problem } from "./errors";
 import { formatPrice, parsePrice } from "./price";
 import { endpoints, Session } from "./session";
 
@@ -75,10 +75,6 @@ function show(p: Problem): void {
   if (p.fields.size === 0) $("alert").textContent = p.message;
   else if (unplaced.length > 0) $("alert").textContent = `Please check: ${unplaced.join("; ")}.`;
   else $("alert").textContent = "Please correct the highlighted fields.";
-}
-
-function capitalise(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** Runs `action` after the actions before it (a Log in clicked while Register is still
