@@ -351,7 +351,8 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(id) = &id {
-            record_user_revocation(&mut tx, self.0.backend(), id, revoking).await?;
+            let not_before = revoking.now + 1;
+            record_user_revocation(&mut tx, self.0.backend(), id, not_before, revoking).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -836,12 +837,14 @@ async fn record_session_revocation(
     Ok(())
 }
 
-/// Records that every access token of `subject` (a user or a client) issued up to
-/// `revoking.now` is revoked, for the verifiers.
+/// Records that every access token of `subject` (a user or a client) with an `iat` before
+/// `not_before` is revoked, for the verifiers; `revoking.expire_time` is when the last of them
+/// expires.
 async fn record_user_revocation(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     subject: &str,
+    not_before: i64,
     revoking: Revoking,
 ) -> Result<(), sqlx::Error> {
     lock_table(tx, backend, "revocations").await?;
@@ -850,7 +853,7 @@ async fn record_user_revocation(
          VALUES ($1, $2, $3, $4)",
     )
     .bind(subject)
-    .bind(revoking.now + 1)
+    .bind(not_before)
     .bind(revoking.expire_time)
     .bind(revoking.now)
     .execute(&mut **tx)
@@ -860,26 +863,35 @@ async fn record_user_revocation(
 
 /// Revokes every refresh token and every access token of `user_id` issued up to now: tokens
 /// issued from the next second on are not affected (new tokens carry an `iat` no earlier than
-/// `tokens_not_before`).
+/// `tokens_not_before`). A second revocation within the second of the first moves
+/// `tokens_not_before` one second further, so it also covers the tokens issued between the
+/// two, whose `iat` the first one had already moved to its `tokens_not_before`.
 async fn revoke_user(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     user_id: &str,
     revoking: Revoking,
 ) -> Result<(), sqlx::Error> {
-    let not_before = revoking.now + 1;
-    sqlx::query(
-        "UPDATE users SET tokens_not_before = $1, session_epoch = session_epoch + 1 WHERE id = $2",
+    let not_before: i64 = sqlx::query_scalar(
+        "UPDATE users SET session_epoch = session_epoch + 1,
+             tokens_not_before = CASE WHEN tokens_not_before > $1 THEN tokens_not_before + 1
+                                      ELSE $1 + 1 END
+         WHERE id = $2 RETURNING tokens_not_before",
     )
-    .bind(not_before)
+    .bind(revoking.now)
     .bind(user_id)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
-    record_user_revocation(tx, backend, user_id, revoking).await
+    // Tokens stamped up to `not_before - 1` live that much longer than ones stamped `now`.
+    let revoking = Revoking {
+        expire_time: revoking.expire_time + (not_before - 1 - revoking.now),
+        ..revoking
+    };
+    record_user_revocation(tx, backend, user_id, not_before, revoking).await
 }
 
 /// A row of `login_throttle`: the [`Counter`] of one (scope, key).

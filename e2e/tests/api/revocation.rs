@@ -5,17 +5,17 @@ use std::time::Duration;
 
 use bookstore_contract::proto::{
     auth::{
-        user_service_client::UserServiceClient, ChangePasswordRequest, LoginRequest, LogoutRequest,
-        RefreshTokenRequest,
+        auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+        ChangePasswordRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
     },
-    book::ListBooksRequest,
+    book::{book_service_client::BookServiceClient, ListBooksRequest},
 };
-use bookstore_testkit::{any_port, reason, until_revoked, PASSWORD};
+use bookstore_testkit::{any_port, reason, until_revoked, Server, PASSWORD};
 use tonic::Code;
 
 use crate::helpers::{
-    bearer, expect_code, register_and_login, start_auth, start_book, start_book_in, wait_serving,
-    Caller, Stack,
+    auth_config, bearer, expect_code, register_and_login, start_auth, start_book, start_book_in,
+    wait_serving, Caller, Stack,
 };
 
 /// Polls book-service with `caller`'s token until it is refused as revoked (at most `within`).
@@ -262,4 +262,72 @@ async fn a_logout_on_one_auth_service_is_felt_through_a_book_service_watching_an
         .expect("logout on the first replica");
     refused_at_books(&stack, grace.token(), Duration::from_secs(1)).await;
     drop(second);
+}
+
+#[tokio::test]
+async fn a_login_between_two_password_changes_in_one_second_is_revoked_by_the_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // auth-service's clock stands still: every call below falls in the same second, where the
+    // first change has already stamped the next login's `iat` one second ahead.
+    let (clock, _hand) = bookstore_kit::clock::Clock::manual(chrono::Utc::now());
+    let mut config = auth_config(dir.path(), any_port());
+    config.clock = clock;
+    let auth = Server::start(auth_service::build(config).await.expect("auth-service"));
+    let books = start_book(dir.path(), auth.addr).await;
+    wait_serving(books.addr, Duration::from_secs(10)).await;
+    let carol = register_and_login(auth.addr, "carol").await;
+    let (second, third) = ("a second long passphrase", "a third long passphrase");
+    let mut users = UserServiceClient::connect(auth.url())
+        .await
+        .expect("connect");
+    let change = |token: &str, current: &str, new: &str| {
+        bearer(
+            ChangePasswordRequest {
+                current_password: current.into(),
+                new_password: new.into(),
+            },
+            token,
+        )
+    };
+    users
+        .change_password(change(carol.token(), PASSWORD, second))
+        .await
+        .expect("first change");
+    let between = login_with(auth.addr, "carol", second).await;
+    users
+        .change_password(change(&between, second, third))
+        .await
+        .expect("second change");
+    let books = BookServiceClient::connect(books.url())
+        .await
+        .expect("connect");
+    until_revoked(Duration::from_secs(1), || {
+        let mut books = books.clone();
+        let request = bearer(ListBooksRequest::default(), &between);
+        async move { books.list_books(request).await }
+    })
+    .await;
+    // The login after the second change is not caught by it.
+    let after = login_with(auth.addr, "carol", third).await;
+    let mut books = books.clone();
+    books
+        .list_books(bearer(ListBooksRequest::default(), &after))
+        .await
+        .expect("a token issued after the last change is accepted");
+}
+
+/// Logs `username` in with `password`; the access token.
+async fn login_with(auth: std::net::SocketAddr, username: &str, password: &str) -> String {
+    AuthServiceClient::connect(format!("http://{auth}"))
+        .await
+        .expect("connect")
+        .login(LoginRequest {
+            username: username.into(),
+            password: password.into(),
+            scopes: Vec::new(),
+        })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token
 }
