@@ -77,7 +77,8 @@ pub struct Counter {
     pub locked_until: i64,
     /// Admitted checks whose outcome is not recorded yet.
     pub pending: i64,
-    /// When `pending` last grew (Unix seconds).
+    /// When the oldest of the pending checks may have begun (Unix seconds): set when one is
+    /// admitted while none is pending.
     pub pending_since: i64,
 }
 
@@ -140,6 +141,19 @@ impl Counter {
             // Refused for the rest of the window.
             Scope::User | Scope::Peer | Scope::Register => self.window_start + window,
         };
+    }
+
+    /// Counts one more pending check. `pending_since` moves only when none was pending, so the
+    /// checks a dead process (or a database that went away before their outcome was written)
+    /// left pending are forgotten after [`PENDING_TTL`] even while new checks keep arriving:
+    /// on a busy client address they would otherwise pile up until the layer refused everyone.
+    /// The price: checks still running at that moment are forgotten with them (at most the
+    /// checks in flight, once a minute, may go beyond the limit).
+    pub fn admit(&mut self, now: i64) {
+        if self.pending == 0 {
+            self.pending_since = now;
+        }
+        self.pending += 1;
     }
 
     /// Records the outcome of one of this counter's pending checks.
@@ -260,6 +274,26 @@ mod tests {
         };
         assert_eq!(c.room(Scope::Pair, &limits, 150), Room::Full);
         assert_eq!(c.room(Scope::Pair, &limits, 161), Room::Free);
+        assert_eq!(c.pending, 0);
+    }
+
+    #[test]
+    fn stranded_pending_checks_expire_while_new_checks_keep_arriving() {
+        let limits = Limits::default();
+        let mut c = Counter::default();
+        // 99 checks stranded at 0 (their outcomes never written), then one login every 10 s
+        // from the same address, each admitted and succeeding: the layer is one check from
+        // full until a minute after the stranded ones began, then they are forgotten.
+        for _ in 0..99 {
+            c.admit(0);
+        }
+        for now in (10..=60).step_by(10) {
+            assert_eq!(c.room(Scope::Peer, &limits, now), Room::Free, "at {now}");
+            c.admit(now);
+            assert_eq!(c.room(Scope::Peer, &limits, now), Room::Full, "at {now}");
+            c.finish(Scope::Peer, &limits, false, now + 1);
+        }
+        assert_eq!(c.room(Scope::Peer, &limits, 70), Room::Free);
         assert_eq!(c.pending, 0);
     }
 }

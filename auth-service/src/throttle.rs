@@ -137,8 +137,7 @@ pub async fn admit(
                     return Ok(Some(full));
                 }
                 for counter in counters.iter_mut() {
-                    counter.pending += 1;
-                    counter.pending_since = now;
+                    counter.admit(now);
                 }
                 Ok(None)
             })

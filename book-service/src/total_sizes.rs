@@ -8,8 +8,9 @@
 //!   writes made through another replica (or another process on the same SQLite file);
 //! - a count taken while one of the owner's writes committed is not kept (it may predate it).
 //!
-//! Memory is bounded whatever callers send: at most [`MAX_OWNERS`] owners (past that the cache
-//! starts again empty), at most [`MAX_FILTERS_PER_OWNER`] counts each (stale ones are dropped
+//! Memory is bounded whatever callers send: owners with no fresh count are dropped once a
+//! second (the map holds the owners that listed lately, not every owner seen since the start),
+//! at most [`MAX_OWNERS`] owners at once (past that the cache starts again empty), at most [`MAX_FILTERS_PER_OWNER`] counts each (stale ones are dropped
 //! first, then the oldest), and a filter is kept as a 64-bit hash under a per-process random
 //! key, never as its text: a few MiB at most, however many distinct filters arrive. (A
 //! collision would need the key, which never leaves the process.)
@@ -38,8 +39,10 @@ pub struct TotalSizes {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Bumped when the owners are dropped, so a count begun before is not kept.
+    /// Bumped when owners are dropped, so a count begun before is not kept.
     epoch: u64,
+    /// When owners without a fresh count were last dropped.
+    swept: Option<Instant>,
     owners: HashMap<String, Owner>,
     /// Hashes filter fingerprints with a key of this process.
     hasher: RandomState,
@@ -65,6 +68,14 @@ impl TotalSizes {
     /// The kept count of `filter`'s books, or the ticket to keep a fresh count with.
     pub fn get(&self, filter: &Filter) -> Result<i64, Ticket> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.swept.is_none_or(|at| at.elapsed() >= FRESH_FOR) {
+            let before = inner.owners.len();
+            (inner.owners).retain(|_, owner| owner.sizes.values().any(|(_, at)| fresh(*at)));
+            if inner.owners.len() < before {
+                inner.epoch += 1;
+            }
+            inner.swept = Some(Instant::now());
+        }
         if inner.owners.len() >= MAX_OWNERS && !inner.owners.contains_key(&filter.owner_id) {
             inner.owners.clear();
             inner.epoch += 1;
@@ -74,7 +85,7 @@ impl TotalSizes {
         // Made now (not when the count is kept) so that a write committing meanwhile is seen.
         let owner = inner.owners.entry(filter.owner_id.clone()).or_default();
         match owner.sizes.get(&key) {
-            Some((size, taken)) if taken.elapsed() < FRESH_FOR => Ok(*size),
+            Some((size, taken)) if fresh(*taken) => Ok(*size),
             _ => Err(Ticket {
                 epoch,
                 generation: owner.generation,
@@ -92,9 +103,7 @@ impl TotalSizes {
         let key = inner.hasher.hash_one(filter.fingerprint());
         if let Some(owner) = inner.owners.get_mut(&filter.owner_id) {
             if owner.generation == ticket.generation {
-                owner
-                    .sizes
-                    .retain(|_, (_, taken)| taken.elapsed() < FRESH_FOR);
+                owner.sizes.retain(|_, (_, taken)| fresh(*taken));
                 if owner.sizes.len() >= MAX_FILTERS_PER_OWNER {
                     let oldest = owner.sizes.iter().min_by_key(|(_, (_, taken))| *taken);
                     if let Some(&oldest) = oldest.map(|(key, _)| key) {
@@ -114,6 +123,11 @@ impl TotalSizes {
             owner.sizes.clear();
         }
     }
+}
+
+/// Whether a count taken at `taken` may still be reused.
+fn fresh(taken: Instant) -> bool {
+    taken.elapsed() < FRESH_FOR
 }
 
 #[cfg(test)]
@@ -179,5 +193,35 @@ mod tests {
             sizes.get(&bob).is_err(),
             "also for an owner seen for the first time"
         );
+    }
+
+    #[test]
+    fn owners_without_a_fresh_count_are_dropped_once_a_second() {
+        let sizes = TotalSizes::default();
+        for i in 0..100 {
+            let one = filter(&format!("owner {i}"), None);
+            let ticket = sizes.get(&one).expect_err("a new owner");
+            sizes.put(&one, ticket, i);
+        }
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .expect("the clock is past two seconds");
+        {
+            let mut inner = sizes.inner.lock().expect("not poisoned");
+            assert_eq!(inner.owners.len(), 100);
+            // Every count but owner 7's has gone stale, and the last sweep was long ago.
+            for (id, owner) in inner.owners.iter_mut() {
+                if id != "owner 7" {
+                    owner
+                        .sizes
+                        .values_mut()
+                        .for_each(|(_, taken)| *taken = long_ago);
+                }
+            }
+            inner.swept = Some(long_ago);
+        }
+        assert_eq!(sizes.get(&filter("owner 7", None)).ok(), Some(7));
+        let inner = sizes.inner.lock().expect("not poisoned");
+        assert_eq!(inner.owners.keys().collect::<Vec<_>>(), ["owner 7"]);
     }
 }

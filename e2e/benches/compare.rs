@@ -110,6 +110,12 @@ impl Options {
     }
 }
 
+/// A new log file for a `binary` process in `dir`.
+fn log_file(dir: &tempfile::TempDir, binary: &str, made: &AtomicUsize) -> std::fs::File {
+    let n = made.fetch_add(1, Ordering::Relaxed);
+    std::fs::File::create(dir.path().join(format!("{binary}-{n}.log"))).expect("a log file")
+}
+
 /// The count N after an `option N` on the command line (at least 1).
 fn count(args: &mut impl Iterator<Item = String>, option: &str) -> usize {
     args.next()
@@ -367,6 +373,10 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
     let (auth_port, book_port) = (any_port_number(), any_port_number());
     let auth_addr = SocketAddr::from(([127, 0, 0, 1], auth_port));
     let book_addr = SocketAddr::from(([127, 0, 0, 1], book_port));
+    // Each service's log goes to a file of its own, as an operator's would (a file, or the
+    // journal): a real write per batch of lines, which `/dev/null` would hide.
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log_files = AtomicUsize::new(0);
     // `log_level`: `RUST_LOG` for the service; `None` leaves it unset (`info`, as users run it).
     let spawn = |binary: &str, args: &[&str], log_level: Option<&str>| {
         let path = options.bin_dir.join(binary);
@@ -384,7 +394,7 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
             command
                 .args(args)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log_file(&logs, binary, &log_files))
                 .spawn()
                 .expect("start a service"),
         )
@@ -656,6 +666,62 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
         "GetBook during a 32-way login storm",
         &stormy,
         Some(("x unloaded p99", ratio)),
+    );
+
+    // The other side of that trade: logins while GetBook keeps the cores busy (hashing runs
+    // only on time no ordinary thread wants).
+    let reading = Arc::new(AtomicBool::new(true));
+    let reads: Vec<_> = (0..c)
+        .map(|i| {
+            let channel = book_channels[i % book_channels.len()].clone();
+            let (reading, token, id) = (reading.clone(), token.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut client = BookServiceClient::new(channel);
+                while reading.load(Ordering::Relaxed) {
+                    let request = bearer(GetBookRequest { id: id.clone() }, &token);
+                    let _ = client.get_book(request).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Logins may be refused here (held past 10 s waiting for room, LOGIN_THROTTLED): counted,
+    // over a fixed time rather than a fixed number of logins.
+    let (answered, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let logging_in = Arc::new(AtomicBool::new(true));
+    let logins_busy: Vec<_> = (0..8)
+        .map(|i| {
+            let channel = auth_channels[i % auth_channels.len()].clone();
+            let (answered, refused) = (answered.clone(), refused.clone());
+            let logging_in = logging_in.clone();
+            tokio::spawn(async move {
+                let mut client = AuthServiceClient::new(channel);
+                while logging_in.load(Ordering::Relaxed) {
+                    match client.login(login()).await {
+                        Ok(_) => answered.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    let busy_for = Duration::from_secs(if options.quick { 2 } else { 20 });
+    tokio::time::sleep(busy_for).await;
+    logging_in.store(false, Ordering::Relaxed);
+    for task in logins_busy {
+        let _ = task.await;
+    }
+    reading.store(false, Ordering::Relaxed);
+    for task in reads {
+        let _ = task.await;
+    }
+    let busy_rate = answered.load(Ordering::Relaxed) as f64 / busy_for.as_secs_f64();
+    println!(
+        "{:<48} {busy_rate:>6.1}/s answered, {} refused in {} s    {:.2} x Login alone",
+        format!("Login (c=8) while GetBook runs (c={c})"),
+        refused.load(Ordering::Relaxed),
+        busy_for.as_secs(),
+        busy_rate / logins.per_second(),
     );
 
     println!(

@@ -26,6 +26,16 @@ use crate::{clock::Clock, metrics::Metrics, revoked::Revocations};
 
 /// Verified tokens kept at most (the cache is cleared of expired entries, or entirely, when full).
 const CACHE_CAPACITY: usize = 10_000;
+/// How often expired entries are dropped from the cache (also when it is not full): it then
+/// holds about the tokens still live, not the last 10,000 ever seen.
+const CACHE_SWEEP_SECONDS: i64 = 10;
+
+/// Verified tokens by the SHA-256 of their text, and when expired ones were last dropped.
+#[derive(Default)]
+struct TokenCache {
+    entries: HashMap<[u8; 32], Verified>,
+    swept: i64,
+}
 
 /// A cached verification.
 #[derive(Clone)]
@@ -72,7 +82,7 @@ struct Inner {
     /// SHA-256 of the token: a client that reuses its token pays the Ed25519 check once.
     /// Entries are only served before their `exp`, and only while their key is in the set (a
     /// key removed from the key set takes its tokens with it).
-    cache: Mutex<HashMap<[u8; 32], Verified>>,
+    cache: Mutex<TokenCache>,
     /// Revoked sessions and users: checked on every call, cached verifications included.
     revocations: Revocations,
     /// `bookstore_token_verifications_total{result}`.
@@ -151,7 +161,7 @@ impl Authenticator {
                 domain,
                 unknown_kid,
                 ready,
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::default(),
                 revocations,
                 verifications: metrics.counter(
                     "bookstore_token_verifications_total",
@@ -211,7 +221,7 @@ impl Authenticator {
         let now = Clock::system().unix_seconds();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let keys = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = self.cache().get(&digest) {
+        if let Some(hit) = self.cache().entries.get(&digest) {
             if now <= hit.claims.exp + token::LEEWAY_SECONDS && keys.contains(&hit.kid) {
                 self.inner.cache_hits.inc();
                 return Ok(hit.claims.clone());
@@ -220,13 +230,14 @@ impl Authenticator {
         let (claims, kid) = token::verify(token, &keys, &self.inner.expect, now)?;
         drop(keys);
         let mut cache = self.cache();
-        if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, c| now <= c.claims.exp + token::LEEWAY_SECONDS);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
+        if cache.entries.len() >= CACHE_CAPACITY || now - cache.swept >= CACHE_SWEEP_SECONDS {
+            (cache.entries).retain(|_, c| now <= c.claims.exp + token::LEEWAY_SECONDS);
+            cache.swept = now;
+            if cache.entries.len() >= CACHE_CAPACITY {
+                cache.entries.clear();
             }
         }
-        cache.insert(
+        cache.entries.insert(
             digest,
             Verified {
                 claims: claims.clone(),
@@ -236,7 +247,7 @@ impl Authenticator {
         Ok(claims)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, TokenCache> {
         // A panic while holding the lock cannot leave the map inconsistent: use it anyway.
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -1,6 +1,6 @@
 //! Dev-only helpers for the integration tests of every crate: request builders, status
 //! assertions, a service binary as a child process, the forgery table ([`forgery`]) and the
-//! constants tests share. Never a dependency of a binary.
+//! constants tests share. Never a dependency of a shipped binary (the soak, a test tool, uses it).
 
 pub mod database;
 pub mod forgery;

@@ -94,7 +94,11 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts the database and every replica, and waits until each is SERVING.
-    pub async fn start(backend: Backend, bin_dir: &Path) -> anyhow::Result<Cluster> {
+    pub async fn start(
+        backend: Backend,
+        bin_dir: &Path,
+        access_token_ttl: Duration,
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("bookstore-soak-")
             .tempdir()?;
@@ -142,7 +146,10 @@ impl Cluster {
                     // would otherwise be the first thing the soak measures.
                     ("AUTH_REGISTER_LIMIT".into(), "1000000".into()),
                     // Short enough that tokens expire and revocations are forgotten in a run.
-                    ("AUTH_ACCESS_TOKEN_TTL".into(), "2m".into()),
+                    (
+                        "AUTH_ACCESS_TOKEN_TTL".into(),
+                        format!("{}s", access_token_ttl.as_secs()),
+                    ),
                 ],
                 log: dir.path().join(format!("auth-{}.log", i + 1)),
                 child: None,

@@ -96,7 +96,7 @@ impl History {
 
     /// Turns every failure outside the fault windows, or with a code other than UNAVAILABLE,
     /// into a violation, and returns the report's figures.
-    pub fn judge(&self, faults: &Faults) -> Report {
+    pub fn judge(&self, faults: &Faults, start: Instant) -> Report {
         let mut inner = self.inner();
         let mut excused = 0u64;
         let mut found = Vec::new();
@@ -105,7 +105,8 @@ impl History {
                 excused += 1;
             } else {
                 found.push(format!(
-                    "{} failed with {:?} ({}) {}",
+                    "+{:.1}s {} failed with {:?} ({}) {}",
+                    f.start.saturating_duration_since(start).as_secs_f64(),
                     f.rpc,
                     f.code,
                     f.message,

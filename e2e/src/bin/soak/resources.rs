@@ -1,6 +1,9 @@
-//! RSS and open files of the long-lived processes (auth-1 and book-1, never killed), sampled
+//! Memory and open files of the long-lived processes (auth-1 and book-1, never killed), sampled
 //! every 5 s from /proc. "Flat" compares the last quarter of the run with its second quarter
-//! (the first is warm-up: pools filling, caches growing to their bounds).
+//! (the first is warm-up: pools filling, caches growing to their bounds). Memory is the
+//! anonymous part of the RSS (`RssAnon`: heap and stacks), what the process allocated; the
+//! whole RSS is printed beside it, but its file-backed part grows as more of the binary's code
+//! is paged in (each fault runs paths the calm did not), which is not memory in use.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +12,24 @@ use std::time::{Duration, Instant};
 pub struct Track {
     pub name: String,
     pid: u32,
-    samples: Vec<(Instant, u64, u64)>,
+    samples: Vec<Sample>,
+}
+
+/// One reading, in KiB and file descriptors.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    rss: u64,
+    anon: u64,
+    files: u64,
+}
+
+/// The medians of a stretch of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Medians {
+    pub rss_kib: u64,
+    pub anon_kib: u64,
+    pub files: u64,
 }
 
 impl Track {
@@ -23,39 +43,56 @@ impl Track {
 
     fn sample(&mut self) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
-        let rss_kib = status.ok().and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+        let field = |name: &str| -> Option<u64> {
+            let status = status.as_ref().ok()?;
+            let line = status.lines().find(|l| l.starts_with(name))?;
             line.split_whitespace().nth(1)?.parse().ok()
-        });
+        };
+        let (rss_kib, anon_kib) = (field("VmRSS:"), field("RssAnon:"));
         let files = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
             .map(|d| d.count() as u64)
             .ok();
-        if let (Some(rss), Some(files)) = (rss_kib, files) {
-            self.samples.push((Instant::now(), rss, files));
+        if let (Some(rss), Some(anon), Some(files)) = (rss_kib, anon_kib, files) {
+            self.samples.push(Sample {
+                at: Instant::now(),
+                rss,
+                anon,
+                files,
+            });
         }
     }
 
-    /// The median RSS (KiB) and open files of the samples in `[from, to)` of the run.
-    fn median(&self, start: Instant, end: Instant, from: f64, to: f64) -> Option<(u64, u64)> {
+    /// The medians of the samples in `[from, to)` of the run (fractions of it).
+    fn median(&self, start: Instant, end: Instant, from: f64, to: f64) -> Option<Medians> {
         let span = end.duration_since(start).as_secs_f64();
-        let inside: Vec<_> = (self.samples.iter())
-            .filter(|(t, _, _)| {
-                let at = t.duration_since(start).as_secs_f64() / span;
+        let inside: Vec<Sample> = (self.samples.iter())
+            .filter(|s| {
+                let at = s.at.duration_since(start).as_secs_f64() / span;
                 at >= from && at < to
             })
+            .copied()
             .collect();
-        if inside.is_empty() {
-            return None;
-        }
-        let mut rss: Vec<u64> = inside.iter().map(|s| s.1).collect();
-        let mut files: Vec<u64> = inside.iter().map(|s| s.2).collect();
-        rss.sort_unstable();
-        files.sort_unstable();
-        Some((rss[rss.len() / 2], files[files.len() / 2]))
+        let median = |field: fn(&Sample) -> u64| {
+            let mut values: Vec<u64> = inside.iter().map(field).collect();
+            values.sort_unstable();
+            values.get(values.len() / 2).copied()
+        };
+        Some(Medians {
+            rss_kib: median(|s| s.rss)?,
+            anon_kib: median(|s| s.anon)?,
+            files: median(|s| s.files)?,
+        })
+    }
+
+    /// The medians of each quarter, for the report.
+    pub fn trend(&self, start: Instant, end: Instant) -> Vec<Medians> {
+        (0..4)
+            .filter_map(|q| self.median(start, end, q as f64 / 4.0, (q as f64 + 1.0) / 4.0))
+            .collect()
     }
 
     /// (second quarter, last quarter) medians.
-    pub fn quarters(&self, start: Instant, end: Instant) -> Option<((u64, u64), (u64, u64))> {
+    pub fn quarters(&self, start: Instant, end: Instant) -> Option<(Medians, Medians)> {
         Some((
             self.median(start, end, 0.25, 0.5)?,
             self.median(start, end, 0.75, 1.01)?,

@@ -29,8 +29,6 @@ use crate::{faults::Faults, history::History};
 /// A call that has not answered in this long is a violation of its own (DEADLINE_EXCEEDED): no
 /// fault lasts longer than auth-service's 10 s away.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Access tokens live 2 minutes in the soak; an actor refreshes well before.
-const REFRESH_AFTER: Duration = Duration::from_secs(60);
 
 /// The clients, one per replica, and what every actor shares.
 pub struct Context {
@@ -40,6 +38,8 @@ pub struct Context {
     pub history: Arc<History>,
     pub faults: Arc<Faults>,
     pub until: Instant,
+    /// An actor refreshes its session when it is this old: half the access tokens' lifetime.
+    pub refresh_after: Duration,
 }
 
 impl Context {
@@ -51,6 +51,7 @@ impl Context {
         history: Arc<History>,
         faults: Arc<Faults>,
         until: Instant,
+        refresh_after: Duration,
     ) -> anyhow::Result<Context> {
         let channel = |url: &String| -> anyhow::Result<Channel> {
             Ok(Channel::from_shared(url.clone())?
@@ -69,6 +70,7 @@ impl Context {
             history,
             faults,
             until,
+            refresh_after,
         })
     }
 }
@@ -276,7 +278,7 @@ impl Actor {
     /// worked (a fault): the caller waits and tries again.
     async fn ensure_session(&mut self) -> bool {
         if let Some(session) = &self.user().session {
-            if session.issued.elapsed() < REFRESH_AFTER {
+            if session.issued.elapsed() < self.cx.refresh_after {
                 return true;
             }
             self.refresh().await;
@@ -788,18 +790,30 @@ async fn refused_after(
 }
 
 /// A call whose connection was cut before any answer (its server killed) is UNAVAILABLE, as
-/// gRPC's status-code table has it; tonic's client reports it as UNKNOWN "transport error" or
-/// CANCELLED "operation was canceled". Every other status is the server's own.
+/// gRPC's status-code table has it; tonic's client reports it as UNKNOWN ("transport error",
+/// "h2 protocol error: ..."), CANCELLED ("operation was canceled") or, for a GOAWAY with
+/// ENHANCE_YOUR_CALM, RESOURCE_EXHAUSTED. Every other status is the server's own.
 fn connection_lost_is_unavailable(status: Status) -> Status {
-    let cut = matches!(
-        (status.code(), status.message()),
-        (Code::Unknown, "transport error") | (Code::Cancelled, "operation was canceled")
-    );
-    if cut {
-        Status::unavailable(format!("connection lost ({})", status.message()))
-    } else {
-        status
+    let h2 = status.message().starts_with("h2 protocol error");
+    let cut = match status.code() {
+        Code::Unknown => status.message() == "transport error" || h2,
+        Code::Cancelled => status.message() == "operation was canceled",
+        // A GOAWAY ENHANCE_YOUR_CALM closing the connection (tonic maps that reason to this
+        // code); the services' own RESOURCE_EXHAUSTED never reads "h2 protocol error".
+        Code::ResourceExhausted => h2,
+        _ => false,
+    };
+    if !cut {
+        return status;
     }
+    // The whole chain: whether h2 "detected" the error itself or "received" it from the peer.
+    let mut chain = status.message().to_string();
+    let mut source = std::error::Error::source(&status);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    Status::unavailable(format!("connection lost ({:?}: {chain})", status.code()))
 }
 
 fn book_of(state: &State) -> Book {
