@@ -1,9 +1,8 @@
 //! Memory and open files of the long-lived processes (auth-1 and book-1, never killed), sampled
 //! every 5 s from /proc. "Flat" compares the last quarter of the run with its second quarter
-//! (the first is warm-up: pools filling, caches growing to their bounds). Memory is the
-//! anonymous part of the RSS (`RssAnon`: heap and stacks), what the process allocated; the
-//! whole RSS is printed beside it, but its file-backed part grows as more of the binary's code
-//! is paged in (each fault runs paths the calm did not), which is not memory in use.
+//! (the first is warm-up: pools filling, caches growing to their bounds). The RSS is judged, and
+//! its anonymous part (`RssAnon`: heap and stacks) printed beside it: a few MiB in a debug
+//! build, where 10 % is allocator noise.
 
 use std::time::{Duration, Instant};
 
