@@ -271,21 +271,26 @@ pub async fn register_and_login(auth: SocketAddr, username: &str) -> Caller {
 
 /// Logs the registered `username` in at the auth-service at `auth`.
 pub async fn login(auth: SocketAddr, username: &str) -> Caller {
-    let login = AuthServiceClient::connect(format!("http://{auth}"))
+    let login = login_with(auth, username, PASSWORD).await;
+    Caller {
+        id: login.user.as_ref().expect("user").id.clone(),
+        login,
+    }
+}
+
+/// Logs `username` in with `password` at the auth-service at `auth`.
+pub async fn login_with(auth: SocketAddr, username: &str, password: &str) -> LoginResponse {
+    AuthServiceClient::connect(format!("http://{auth}"))
         .await
         .expect("connect auth")
         .login(LoginRequest {
             scopes: Vec::new(),
             username: username.into(),
-            password: PASSWORD.into(),
+            password: password.into(),
         })
         .await
         .expect("login")
-        .into_inner();
-    Caller {
-        id: login.user.as_ref().expect("user").id.clone(),
-        login,
-    }
+        .into_inner()
 }
 
 /// A valid book with this title.

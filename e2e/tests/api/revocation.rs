@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bookstore_contract::proto::{
     auth::{
-        auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
-        ChangePasswordRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
+        user_service_client::UserServiceClient, ChangePasswordRequest, LoginRequest, LogoutRequest,
+        RefreshTokenRequest,
     },
     book::{book_service_client::BookServiceClient, ListBooksRequest},
 };
@@ -14,8 +14,8 @@ use bookstore_testkit::{any_port, reason, until_revoked, Server, PASSWORD};
 use tonic::Code;
 
 use crate::helpers::{
-    auth_config, bearer, expect_code, register_and_login, start_auth, start_book, start_book_in,
-    wait_serving, Caller, Stack,
+    auth_config, bearer, expect_code, login_with, register_and_login, start_auth, start_book,
+    start_book_in, wait_serving, Caller, Stack,
 };
 
 /// Polls book-service with `caller`'s token until it is refused as revoked (at most `within`).
@@ -293,7 +293,7 @@ async fn a_login_between_two_password_changes_in_one_second_is_revoked_by_the_se
         .change_password(change(carol.token(), PASSWORD, second))
         .await
         .expect("first change");
-    let between = login_with(auth.addr, "carol", second).await;
+    let between = login_with(auth.addr, "carol", second).await.access_token;
     users
         .change_password(change(&between, second, third))
         .await
@@ -308,26 +308,10 @@ async fn a_login_between_two_password_changes_in_one_second_is_revoked_by_the_se
     })
     .await;
     // The login after the second change is not caught by it.
-    let after = login_with(auth.addr, "carol", third).await;
+    let after = login_with(auth.addr, "carol", third).await.access_token;
     let mut books = books.clone();
     books
         .list_books(bearer(ListBooksRequest::default(), &after))
         .await
         .expect("a token issued after the last change is accepted");
-}
-
-/// Logs `username` in with `password`; the access token.
-async fn login_with(auth: std::net::SocketAddr, username: &str, password: &str) -> String {
-    AuthServiceClient::connect(format!("http://{auth}"))
-        .await
-        .expect("connect")
-        .login(LoginRequest {
-            username: username.into(),
-            password: password.into(),
-            scopes: Vec::new(),
-        })
-        .await
-        .expect("login")
-        .into_inner()
-        .access_token
 }

@@ -535,26 +535,31 @@ impl Actor {
     /// Presents a spent refresh token again, as a thief would: refused, and the session it
     /// belongs to revoked (its fresh access token refused within a second).
     async fn reuse(&mut self, spent: &str, fresh: &Session) {
-        let mut auth = self.auth_client();
-        let request = RefreshTokenRequest {
-            refresh_token: spent.to_string(),
-            scopes: vec![],
-        };
-        let answer = self
-            .call(
-                "RefreshToken (reused)",
-                &[Code::Unauthenticated],
-                auth.refresh_token(request),
-            )
-            .await;
-        match answer {
-            Ok(_) => self.cx.history.refresh_accepted(spent),
+        match self.present_dead("RefreshToken (reused)", spent).await {
+            Ok(()) => {}
             Err(s) if s.code() == Code::Unauthenticated => {
                 self.probe_revoked("refresh-token reuse", fresh.access.clone(), Instant::now());
             }
             Err(_) => {}
         }
         self.user().session = None;
+    }
+
+    /// Presents a refresh token that must be refused (spent, or its user's password changed);
+    /// an acceptance is recorded, so a second one of the same token is a violation.
+    async fn present_dead(&mut self, rpc: &'static str, token: &str) -> Result<(), Status> {
+        let mut auth = self.auth_client();
+        let request = RefreshTokenRequest {
+            refresh_token: token.to_string(),
+            scopes: vec![],
+        };
+        let answer = self
+            .call(rpc, &[Code::Unauthenticated], auth.refresh_token(request))
+            .await;
+        if answer.is_ok() {
+            self.cx.history.refresh_accepted(token);
+        }
+        answer.map(|_| ())
     }
 
     async fn logout(&mut self) {
@@ -595,20 +600,10 @@ impl Actor {
                 self.user().passwords = vec![new];
                 self.probe_revoked("ChangePassword", session.access, answered);
                 // The session's refresh token is dead at once: it lives in the database.
-                let mut auth = self.auth_client();
-                let request = RefreshTokenRequest {
-                    refresh_token: session.refresh.clone(),
-                    scopes: vec![],
-                };
                 let answer = self
-                    .call(
-                        "RefreshToken (after ChangePassword)",
-                        &[Code::Unauthenticated],
-                        auth.refresh_token(request),
-                    )
+                    .present_dead("RefreshToken (after ChangePassword)", &session.refresh)
                     .await;
                 if answer.is_ok() {
-                    self.cx.history.refresh_accepted(&session.refresh);
                     self.cx.history.violation(
                         "a refresh token was accepted after its user's ChangePassword answered"
                             .into(),
