@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -17,8 +17,8 @@ use std::{
 use bytes::Buf;
 use http_body::{Body, Frame};
 use prometheus::{
-    core::Collector, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    core::Collector, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use prost::Message;
 
@@ -50,25 +50,64 @@ struct GrpcMetrics {
     sent: IntCounterVec,
 }
 
-/// What the labels of one RPC are.
-#[derive(Debug, Clone)]
+/// What the labels of one RPC are, and its series once it has been called.
+#[derive(Debug)]
 struct Method {
     service: String,
     method: String,
     kind: &'static str,
+    series: OnceLock<Series>,
+}
+
+/// The series of one RPC that every call touches, looked up on its first call: each
+/// `with_label_values` hashes the labels and takes the family's lock, and a call would
+/// otherwise do that five times (measured: 1.7 % of book-service's time under GetBook).
+/// Looked up lazily, not at start-up, so `/metrics` shows only RPCs that were called.
+#[derive(Debug)]
+struct Series {
+    started: IntCounter,
+    received: IntCounter,
+    sent: IntCounter,
+    seconds: Histogram,
+    /// `grpc_server_handled_total` with `grpc_code="OK"`; other codes are looked up per call.
+    handled_ok: IntCounter,
 }
 
 impl Method {
-    fn unknown() -> Self {
+    fn new(service: String, method: String, kind: &'static str) -> Self {
         Method {
-            service: "unknown".into(),
-            method: "unknown".into(),
-            kind: "unary",
+            service,
+            method,
+            kind,
+            series: OnceLock::new(),
         }
+    }
+
+    fn unknown() -> Self {
+        Method::new("unknown".into(), "unknown".into(), "unary")
     }
 
     fn labels(&self) -> [&str; 3] {
         [self.kind, &self.service, &self.method]
+    }
+
+    fn series(&self, grpc: &GrpcMetrics) -> &Series {
+        self.series.get_or_init(|| {
+            let labels = self.labels();
+            let [kind, service, method] = labels;
+            Series {
+                started: grpc.started.with_label_values(&labels),
+                received: grpc.received.with_label_values(&labels),
+                sent: grpc.sent.with_label_values(&labels),
+                seconds: grpc.seconds.with_label_values(&labels),
+                handled_ok: grpc.handled.with_label_values(&[
+                    kind,
+                    service,
+                    method,
+                    code_name(tonic::Code::Ok),
+                ]),
+            }
+        })
     }
 }
 
@@ -91,11 +130,7 @@ fn methods(descriptor_sets: &[&[u8]]) -> HashMap<String, Arc<Method>> {
                     };
                     methods.insert(
                         format!("/{full}/{}", method.name()),
-                        Arc::new(Method {
-                            service: full.clone(),
-                            method: method.name().to_string(),
-                            kind,
-                        }),
+                        Arc::new(Method::new(full.clone(), method.name().to_string(), kind)),
                     );
                 }
             }
@@ -251,11 +286,11 @@ impl Metrics {
 
     /// Counts a call to `path` as started (and its request message as received).
     pub(crate) fn start(&self, path: &str) -> Call {
-        // Shared labels: no allocation per call.
+        // Shared labels and series: no allocation and no label lookup per call.
         let method = self.methods.get(path).unwrap_or(&self.unknown).clone();
-        let labels = method.labels();
-        self.grpc.started.with_label_values(&labels).inc();
-        self.grpc.received.with_label_values(&labels).inc();
+        let series = method.series(&self.grpc);
+        series.started.inc();
+        series.received.inc();
         Call {
             metrics: self.clone(),
             method,
@@ -285,29 +320,30 @@ impl Call {
         &self.method.method
     }
 
+    fn series(&self) -> &Series {
+        self.method.series(&self.metrics.grpc)
+    }
+
     fn sent(&self, messages: u64) {
-        self.metrics
-            .grpc
-            .sent
-            .with_label_values(&self.method.labels())
-            .inc_by(messages);
+        self.series().sent.inc_by(messages);
     }
 
     pub(crate) fn finish(&mut self, code: tonic::Code) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        let [kind, service, method] = self.method.labels();
-        self.metrics
-            .grpc
-            .handled
-            .with_label_values(&[kind, service, method, code_name(code)])
-            .inc();
-        self.metrics
-            .grpc
-            .seconds
-            .with_label_values(&[kind, service, method])
-            .observe(self.start.elapsed().as_secs_f64());
+        let series = self.series();
+        if code == tonic::Code::Ok {
+            series.handled_ok.inc();
+        } else {
+            let [kind, service, method] = self.method.labels();
+            self.metrics
+                .grpc
+                .handled
+                .with_label_values(&[kind, service, method, code_name(code)])
+                .inc();
+        }
+        series.seconds.observe(self.start.elapsed().as_secs_f64());
     }
 }
 
