@@ -198,12 +198,12 @@ impl Cluster {
         self.replicas[i].spawn(&binary)
     }
 
-    /// The URLs of the replicas of `kind`.
-    pub fn urls(&self, kind: Kind) -> Vec<String> {
+    /// The names and URLs of the replicas of `kind`.
+    pub fn endpoints(&self, kind: Kind) -> Vec<(String, String)> {
         self.replicas
             .iter()
             .filter(|r| r.kind == kind)
-            .map(Replica::url)
+            .map(|r| (r.name.clone(), r.url()))
             .collect()
     }
 

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
@@ -16,6 +16,7 @@ use crate::faults::Faults;
 #[derive(Debug)]
 struct Failure {
     rpc: &'static str,
+    replica: Arc<str>,
     code: Code,
     message: String,
     start: Instant,
@@ -49,6 +50,7 @@ impl History {
     pub fn answer<T>(
         &self,
         rpc: &'static str,
+        replica: &Arc<str>,
         start: Instant,
         result: &Result<T, tonic::Status>,
         expected: &[Code],
@@ -63,6 +65,7 @@ impl History {
             if !expected.contains(&status.code()) {
                 inner.failures.push(Failure {
                     rpc,
+                    replica: replica.clone(),
                     code: status.code(),
                     message: status.message().chars().take(200).collect(),
                     start,
@@ -105,9 +108,11 @@ impl History {
                 excused += 1;
             } else {
                 found.push(format!(
-                    "+{:.1}s {} failed with {:?} ({}) {}",
+                    "+{:.2}s..+{:.2}s {} to {} failed with {:?} ({}) {}",
                     f.start.saturating_duration_since(start).as_secs_f64(),
+                    f.end.saturating_duration_since(start).as_secs_f64(),
                     f.rpc,
+                    f.replica,
                     f.code,
                     f.message,
                     if faults.excuses(f.start, f.end) {

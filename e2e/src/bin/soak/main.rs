@@ -99,8 +99,8 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let faults = Arc::new(Faults::default());
     let history = Arc::new(History::default());
     let context = Arc::new(Context::new(
-        &cluster.urls(Kind::Auth),
-        &cluster.urls(Kind::Book),
+        &cluster.endpoints(Kind::Auth),
+        &cluster.endpoints(Kind::Book),
         history.clone(),
         faults.clone(),
         until,

@@ -33,6 +33,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The clients, one per replica, and what every actor shares.
 pub struct Context {
     pub auth: Vec<AuthServiceClient<Channel>>,
+    /// The replicas' names, in the clients' order (a failure names its replica).
+    pub auth_names: Vec<Arc<str>>,
+    pub book_names: Vec<Arc<str>>,
     pub users: Vec<UserServiceClient<Channel>>,
     pub books: Vec<BookServiceClient<Channel>>,
     pub history: Arc<History>,
@@ -44,10 +47,10 @@ pub struct Context {
 
 impl Context {
     /// Lazy channels: a replica that is down fails its calls with UNAVAILABLE, and its clients
-    /// reconnect once it is back.
+    /// reconnect once it is back. `auth` and `book` are the replicas' (name, URL).
     pub fn new(
-        auth_urls: &[String],
-        book_urls: &[String],
+        auth: &[(String, String)],
+        book: &[(String, String)],
         history: Arc<History>,
         faults: Arc<Faults>,
         until: Instant,
@@ -59,14 +62,32 @@ impl Context {
                 .timeout(CALL_TIMEOUT)
                 .connect_lazy())
         };
-        let auth: Vec<Channel> = auth_urls.iter().map(channel).collect::<Result<_, _>>()?;
-        Ok(Context {
-            users: auth.iter().cloned().map(UserServiceClient::new).collect(),
-            auth: auth.into_iter().map(AuthServiceClient::new).collect(),
-            books: book_urls
+        let names = |replicas: &[(String, String)]| -> Vec<Arc<str>> {
+            replicas
                 .iter()
-                .map(|url| channel(url).map(BookServiceClient::new))
+                .map(|(name, _)| name.as_str().into())
+                .collect()
+        };
+        let auth_channels: Vec<Channel> = auth
+            .iter()
+            .map(|(_, url)| channel(url))
+            .collect::<Result<_, _>>()?;
+        Ok(Context {
+            users: auth_channels
+                .iter()
+                .cloned()
+                .map(UserServiceClient::new)
+                .collect(),
+            auth: auth_channels
+                .into_iter()
+                .map(AuthServiceClient::new)
+                .collect(),
+            auth_names: names(auth),
+            books: book
+                .iter()
+                .map(|(_, url)| channel(url).map(BookServiceClient::new))
                 .collect::<Result<_, _>>()?,
+            book_names: names(book),
             history,
             faults,
             until,
@@ -147,6 +168,7 @@ pub async fn run(context: Arc<Context>, actors: usize, seed: u64) {
                 cx: context,
                 users: Vec::new(),
                 serial: 0,
+                replica: "".into(),
             };
             actor.work().await;
             actor.verify().await;
@@ -170,6 +192,9 @@ struct Actor {
     /// The one it acts as: the newest while it works, each in turn when it verifies.
     current: usize,
     serial: u64,
+    /// The replica of the client handed out last: the one the next call goes to, named in
+    /// its failure.
+    replica: Arc<str>,
 }
 
 impl Actor {
@@ -205,13 +230,15 @@ impl Actor {
         self.serial
     }
 
-    fn book_client(&mut self) -> (usize, BookServiceClient<Channel>) {
+    fn book_client(&mut self) -> BookServiceClient<Channel> {
         let i = self.rng.gen_range(0..self.cx.books.len());
-        (i, self.cx.books[i].clone())
+        self.replica = self.cx.book_names[i].clone();
+        self.cx.books[i].clone()
     }
 
     fn auth_client(&mut self) -> AuthServiceClient<Channel> {
         let i = self.rng.gen_range(0..self.cx.auth.len());
+        self.replica = self.cx.auth_names[i].clone();
         self.cx.auth[i].clone()
     }
 
@@ -235,7 +262,9 @@ impl Actor {
             .await
             .map(tonic::Response::into_inner)
             .map_err(connection_lost_is_unavailable);
-        self.cx.history.answer(rpc, start, &result, expected);
+        self.cx
+            .history
+            .answer(rpc, &self.replica, start, &result, expected);
         result
     }
 
@@ -327,7 +356,7 @@ impl Actor {
             price_cents: self.rng.gen_range(0..100_000),
         };
         let request_id = uuid::Uuid::new_v4().to_string();
-        let (_, mut books) = self.book_client();
+        let mut books = self.book_client();
         let token = self.token();
         let request = CreateBookRequest {
             book: Some(book_of(&state)),
@@ -394,7 +423,7 @@ impl Actor {
                 paths: vec!["price_cents".into()],
             }),
         };
-        let (_, mut books) = self.book_client();
+        let mut books = self.book_client();
         let token = self.token();
         let answer = self
             .call(
@@ -423,7 +452,7 @@ impl Actor {
         let (Some(current), Some(etag)) = (model.current().cloned(), model.etag.clone()) else {
             return self.read_book(&id).await;
         };
-        let (_, mut books) = self.book_client();
+        let mut books = self.book_client();
         let token = self.token();
         let request = DeleteBookRequest {
             id: id.clone(),
@@ -456,7 +485,8 @@ impl Actor {
     /// Reads `id` from a random replica and checks it against the model (narrowing it when a
     /// lost answer left it open).
     async fn read_book(&mut self, id: &str) {
-        let (replica, mut books) = self.book_client();
+        let mut books = self.book_client();
+        let replica = self.replica.clone();
         let token = self.token();
         let request = GetBookRequest { id: id.to_string() };
         let answer = self
@@ -482,16 +512,15 @@ impl Actor {
                 .insert(id.to_string(), Model::known(seen, etag));
         } else {
             let what = format!(
-                "book {id} read on book-{} as {seen:?}; acknowledged or attempted: {:?}",
-                replica + 1,
-                model.possible
+                "book {id} read on {} as {seen:?}; acknowledged or attempted: {:?}",
+                replica, model.possible
             );
             self.cx.history.violation(what);
         }
     }
 
     async fn list(&mut self) {
-        let (_, mut books) = self.book_client();
+        let mut books = self.book_client();
         let token = self.token();
         let request = ListBooksRequest {
             page_size: 10,
@@ -648,6 +677,7 @@ impl Actor {
                     .map_err(connection_lost_is_unavailable);
                 cx.history.answer(
                     "ListBooks (revoked token)",
+                    &cx.book_names[i],
                     start,
                     &answer,
                     &[Code::Unauthenticated],
@@ -656,9 +686,9 @@ impl Actor {
                     Ok(_) => {
                         let refused = refused_after(&mut client, &access, answered).await;
                         cx.history.violation(format!(
-                            "book-{} accepted a token {:?} after its {why} was answered \
+                            "{} accepted a token {:?} after its {why} was answered \
                              (refused after {refused:?})",
-                            i + 1,
+                            cx.book_names[i],
                             start.duration_since(answered),
                         ))
                     }
@@ -693,7 +723,7 @@ impl Actor {
         }
         for (request_id, state) in std::mem::take(&mut self.user().pending) {
             let token = self.token();
-            let (_, mut books) = self.book_client();
+            let mut books = self.book_client();
             let request = CreateBookRequest {
                 book: Some(book_of(&state)),
                 request_id,
@@ -716,7 +746,7 @@ impl Actor {
         let mut stored = std::collections::HashSet::new();
         let mut page_token = String::new();
         loop {
-            let (_, mut books) = self.book_client();
+            let mut books = self.book_client();
             let token = self.token();
             let request = ListBooksRequest {
                 page_size: 100,
