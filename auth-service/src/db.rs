@@ -9,10 +9,10 @@ use bookstore_kit::{
     storage::{
         self, lock_table,
         read::{self, Arg, Cost, FromColumns},
-        Backend, Database, Migrations,
+        Backend, Database, Migrations, Tx,
     },
 };
-use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
+use sqlx::{any::AnyRow, Any, Row, Transaction};
 
 use crate::{
     counter::{Counter, Scope},
@@ -522,9 +522,9 @@ impl Db {
         let (epoch, lock) = (user.session_epoch, self.0.for_update());
         // A login's one write after the hash: on SQLite it shares the next group commit.
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
-                    let Some(now) = lock_user(conn, lock, &user_id).await? else {
+                    let Some(now) = lock_user(&mut tx, lock, &user_id).await? else {
                         return Ok(SessionStart::Disabled);
                     };
                     if now.disabled {
@@ -533,7 +533,7 @@ impl Db {
                     if now.session_epoch != epoch {
                         return Ok(SessionStart::Superseded);
                     }
-                    insert_refresh_token(conn, &token_hash, &family_id, &user_id, expire_time)
+                    insert_refresh_token(&mut tx, &token_hash, &family_id, &user_id, expire_time)
                         .await?;
                     Ok(SessionStart::Started)
                 })
@@ -560,7 +560,7 @@ impl Db {
             return Ok(Rotation::Unknown);
         };
         let mut tx = self.0.begin_write().await?;
-        let user = match lock_user(&mut tx, self.0.for_update(), &owner).await? {
+        let user = match lock_user(&mut Tx::Sqlx(&mut tx), self.0.for_update(), &owner).await? {
             Some(user) if !user.disabled => user,
             _ => return Ok(Rotation::Invalid),
         };
@@ -576,7 +576,8 @@ impl Db {
         if let Some(row) = spent {
             let family_id: String = row.try_get("family_id")?;
             let expire_time: i64 = row.try_get("expire_time")?;
-            insert_refresh_token(&mut tx, new_hash, &family_id, &user.id, expire_time).await?;
+            let mut write = Tx::Sqlx(&mut tx);
+            insert_refresh_token(&mut write, new_hash, &family_id, &user.id, expire_time).await?;
             tx.commit().await?;
             return Ok(Rotation::Rotated {
                 user,
@@ -637,7 +638,7 @@ impl Db {
             return Ok(Ending::AlreadyEnded);
         }
         let mut tx = self.0.begin_write().await?;
-        lock_user(&mut tx, self.0.for_update(), &family.user_id).await?;
+        lock_user(&mut Tx::Sqlx(&mut tx), self.0.for_update(), &family.user_id).await?;
         let ended = revoke_session(&mut tx, self.0.backend(), &family.family_id, revoking).await?;
         tx.commit().await?;
         Ok(if ended {
@@ -692,16 +693,15 @@ impl Db {
             throttle_store_sql(keys.len()),
         );
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
-                    let mut lock = sqlx::query(&lock_sql);
-                    for (scope, key) in &sorted {
-                        lock = lock.bind(scope.as_str()).bind(key);
-                    }
-                    let rows = lock.fetch_all(&mut *conn).await?;
+                    let lock: Vec<Arg> = sorted
+                        .iter()
+                        .flat_map(|(scope, key)| [scope.as_str().into(), key.as_str().into()])
+                        .collect();
+                    let rows: Vec<ThrottleRow> = tx.fetch_all(&lock_sql, &lock).await?;
                     let mut counters = vec![Counter::default(); keys.len()];
-                    for row in &rows {
-                        let row = ThrottleRow::from_columns(row)?;
+                    for row in rows {
                         let Some(i) = keys
                             .iter()
                             .position(|(s, k)| s.as_str() == row.scope && *k == row.key)
@@ -718,9 +718,7 @@ impl Db {
                             ThrottleRow::new(*scope, key, counter).args()
                         })
                         .collect();
-                    read::bind(sqlx::query(&store_sql), &args)
-                        .execute(&mut *conn)
-                        .await?;
+                    tx.execute(&store_sql, &args).await?;
                     Ok(out)
                 })
             }))
@@ -762,21 +760,22 @@ impl Db {
 
 /// Stores a live refresh token of `family_id` (the first of a login, or a rotation's successor).
 async fn insert_refresh_token(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut Tx<'_>,
     token_hash: &str,
     family_id: &str,
     user_id: &str,
     expire_time: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    tx.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
          VALUES ($1, $2, $3, $4)",
+        &[
+            token_hash.into(),
+            family_id.into(),
+            user_id.into(),
+            expire_time.into(),
+        ],
     )
-    .bind(token_hash)
-    .bind(family_id)
-    .bind(user_id)
-    .bind(expire_time)
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -785,17 +784,12 @@ async fn insert_refresh_token(
 /// [`Database::for_update`]; SQLite's writing transactions already exclude each other). Every
 /// write that starts, rotates or ends sessions takes this lock first, so they serialise per
 /// user and cannot deadlock.
-async fn lock_user(
-    conn: &mut AnyConnection,
-    lock: &str,
-    id: &str,
-) -> Result<Option<UserRow>, sqlx::Error> {
+async fn lock_user(tx: &mut Tx<'_>, lock: &str, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {} FROM users WHERE id = $1{lock}",
         UserRow::select_list()
     );
-    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
-    row.as_ref().map(UserRow::from_columns).transpose()
+    tx.fetch_optional(&sql, &[id.into()]).await
 }
 
 /// Ends the login session `family`: its refresh tokens are revoked and, if any was still live,

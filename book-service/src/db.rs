@@ -11,11 +11,10 @@ use bookstore_kit::{
     paging::Cursor,
     storage::{
         self,
-        read::{self, Arg, Cost, FromColumns},
-        Backend, Database, Migrations,
+        read::{self, Arg, Cost},
+        Backend, Database, Migrations, Tx,
     },
 };
-use sqlx::{any::AnyRow, Any, FromRow};
 
 use crate::{
     error::{Error, Result},
@@ -56,12 +55,16 @@ bookstore_kit::columns!(BookRow {
     version,
 });
 
-/// The same, for the reads inside a writing transaction (which run on sqlx).
-impl FromRow<'_, AnyRow> for BookRow {
-    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        BookRow::from_columns(row)
-    }
+/// What a CreateBook request_id was used for.
+struct RequestRow {
+    book_id: String,
+    fingerprint: String,
 }
+
+bookstore_kit::columns!(RequestRow {
+    book_id,
+    fingerprint
+});
 
 /// Every column a write stores for `book`, with its value: the INSERT and the UPDATE are made
 /// from this one list, their placeholders numbered by code. The pattern names every field of
@@ -230,59 +233,59 @@ impl Db {
         max_books: i64,
     ) -> Result<Created> {
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
                     if let Some((request_id, fingerprint)) = request {
                         // The primary key claims the request_id: a concurrent transaction with
                         // the same one (on any replica) waits here for the first to commit,
                         // then inserts nothing.
-                        let claimed = sqlx::query(
-                            "INSERT INTO create_requests
-                                 (owner_id, request_id, book_id, fingerprint, create_time)
-                             VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (owner_id, request_id) DO NOTHING",
-                        )
-                        .bind(&book.owner_id)
-                        .bind(&request_id)
-                        .bind(&book.id)
-                        .bind(fingerprint)
-                        .bind(book.create_time / 1_000_000)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                        if claimed == 0 {
-                            let (book_id, fingerprint): (String, String) = sqlx::query_as(
-                                "SELECT book_id, fingerprint FROM create_requests
-                                 WHERE owner_id = $1 AND request_id = $2",
+                        let claim = [
+                            book.owner_id.as_str().into(),
+                            request_id.as_str().into(),
+                            book.id.as_str().into(),
+                            fingerprint.into(),
+                            (book.create_time / 1_000_000).into(),
+                        ];
+                        let claimed = tx
+                            .execute(
+                                "INSERT INTO create_requests
+                                     (owner_id, request_id, book_id, fingerprint, create_time)
+                                 VALUES ($1, $2, $3, $4, $5)
+                                 ON CONFLICT (owner_id, request_id) DO NOTHING",
+                                &claim,
                             )
-                            .bind(&book.owner_id)
-                            .bind(&request_id)
-                            .fetch_one(&mut *conn)
                             .await?;
-                            let book = select_book(conn, &book.owner_id, &book_id, "").await?;
+                        if claimed == 0 {
+                            let earlier: RequestRow = tx
+                                .fetch_optional(
+                                    "SELECT book_id, fingerprint FROM create_requests
+                                     WHERE owner_id = $1 AND request_id = $2",
+                                    &claim[..2],
+                                )
+                                .await?
+                                .ok_or(sqlx::Error::RowNotFound)?;
+                            let book =
+                                select_book(&mut tx, &book.owner_id, &earlier.book_id, "").await?;
+                            let fingerprint = earlier.fingerprint;
                             return Ok(Created::Replay { fingerprint, book });
                         }
                     }
                     // The count's row is locked until the commit (PostgreSQL): concurrent
                     // creates of one owner cannot both take the last place.
-                    let counted: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO owner_books (owner_id, books) VALUES ($1, 1)
-                         ON CONFLICT (owner_id) DO UPDATE SET books = owner_books.books + 1
-                         WHERE owner_books.books < $2
-                         RETURNING books",
-                    )
-                    .bind(&book.owner_id)
-                    .bind(max_books)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                    let counted: Option<i64> = tx
+                        .fetch_optional(
+                            "INSERT INTO owner_books (owner_id, books) VALUES ($1, 1)
+                             ON CONFLICT (owner_id) DO UPDATE SET books = owner_books.books + 1
+                             WHERE owner_books.books < $2
+                             RETURNING books",
+                            &[book.owner_id.as_str().into(), max_books.into()],
+                        )
+                        .await?;
                     if counted.is_none() {
                         return Err(Error::QuotaExceeded(max_books));
                     }
                     let args = stored(&book).map(|(_, value)| value);
-                    let inserted = read::bind(sqlx::query(insert_sql()), &args)
-                        .execute(conn)
-                        .await;
-                    unique_is_isbn(inserted)?;
+                    unique_is_isbn(tx.execute(insert_sql(), &args).await)?;
                     Ok(Created::New(book))
                 })
             }))
@@ -348,20 +351,16 @@ impl Db {
     ) -> Result<BookRow> {
         let lock = self.0.for_update();
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
-                    let mut book = select_book(&mut *conn, &owner_id, &id, lock)
+                    let mut book = select_book(&mut tx, &owner_id, &id, lock)
                         .await?
                         .ok_or(Error::NotFound)?;
                     let fields = change(&book)?;
                     book.set_fields(fields);
                     book.update_time = now.max(book.update_time);
                     book.version += 1;
-                    let args = update_args(&book);
-                    let updated = read::bind(sqlx::query(update_sql()), &args)
-                        .execute(conn)
-                        .await;
-                    unique_is_isbn(updated)?;
+                    unique_is_isbn(tx.execute(update_sql(), &update_args(&book)).await)?;
                     Ok(book)
                 })
             }))
@@ -377,21 +376,23 @@ impl Db {
     ) -> Result<()> {
         let lock = self.0.for_update();
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
-                    let book = select_book(&mut *conn, &owner_id, &id, lock)
+                    let book = select_book(&mut tx, &owner_id, &id, lock)
                         .await?
                         .ok_or(Error::NotFound)?;
                     check(&book)?;
-                    sqlx::query("DELETE FROM books WHERE owner_id = $1 AND id = $2")
-                        .bind(&owner_id)
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("UPDATE owner_books SET books = books - 1 WHERE owner_id = $1")
-                        .bind(&owner_id)
-                        .execute(conn)
-                        .await?;
+                    let owner = Arg::from(owner_id);
+                    tx.execute(
+                        "DELETE FROM books WHERE owner_id = $1 AND id = $2",
+                        &[owner.clone(), id.into()],
+                    )
+                    .await?;
+                    tx.execute(
+                        "UPDATE owner_books SET books = books - 1 WHERE owner_id = $1",
+                        &[owner],
+                    )
+                    .await?;
                     Ok(())
                 })
             }))
@@ -403,13 +404,10 @@ impl Db {
     /// Deletes CreateBook request ids stored before `before` (Unix seconds); returns how many.
     pub async fn purge_requests(&self, before: i64) -> Result<u64> {
         self.0
-            .write(Box::new(move |conn| {
+            .write(Box::new(move |mut tx| {
                 Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM create_requests WHERE create_time < $1")
-                        .bind(before)
-                        .execute(conn)
-                        .await?;
-                    Ok(done.rows_affected())
+                    let sql = "DELETE FROM create_requests WHERE create_time < $1";
+                    Ok(tx.execute(sql, &[before.into()]).await?)
                 })
             }))
             .await
@@ -425,17 +423,14 @@ fn select_book_sql(lock: &str) -> String {
 }
 
 /// The book `id` of `owner_id` inside a writing transaction; `lock` is appended to the query.
-async fn select_book<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
+async fn select_book(
+    tx: &mut Tx<'_>,
     owner_id: &str,
     id: &str,
     lock: &str,
 ) -> Result<Option<BookRow>> {
-    Ok(sqlx::query_as(&select_book_sql(lock))
-        .bind(owner_id)
-        .bind(id)
-        .fetch_optional(executor)
-        .await?)
+    let args = [owner_id.into(), id.into()];
+    Ok(tx.fetch_optional(&select_book_sql(lock), &args).await?)
 }
 
 /// The `WHERE` clause of `filter` with `$1..$n` placeholders, and the values they stand for.

@@ -4,7 +4,8 @@
 //! uses `$N` placeholders, BIGINT integers and 0/1 flags, which both dialects read the same way;
 //! the few places where the dialects differ ask [`Database::backend`]. Reads outside a writing
 //! transaction ([`Database::fetch_all`]) are written once too ([`read`]) but run on
-//! SQLite through rusqlite ([`readers`]), without sqlx's thread per connection.
+//! SQLite through rusqlite ([`readers`]), without sqlx's thread per connection; so do the
+//! statements of the hot writes ([`tx`], [`group_commit`]).
 //!
 //! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
 //! serialises this process's writes, and every writing transaction starts with `BEGIN
@@ -38,8 +39,10 @@ pub mod errors;
 pub mod group_commit;
 pub mod read;
 pub mod readers;
+pub mod tx;
 
 pub use errors::{describe, is_busy, is_full, is_unique_violation};
+pub use tx::Tx;
 
 use group_commit::{GroupCommit, Work};
 use read::{Arg, Cost, FromColumns};
@@ -161,7 +164,7 @@ impl Database {
         let readers = Readers::open(&path, READERS, BUSY_TIMEOUT)?;
         Ok(Database {
             backend: Backend::Sqlite,
-            group: Some(GroupCommit::start(writer.clone())),
+            group: Some(GroupCommit::start(path, BUSY_TIMEOUT, writer.clone())?),
             writer,
             reading: Reading::Sqlite(Arc::new(readers)),
         })
@@ -242,7 +245,7 @@ impl Database {
                     .run_blocking(move |conn| read::sqlite_rows(conn, &sql, &args, limit))
                     .await
             }
-            (Reading::Postgres(pool), _) => read::postgres_rows(pool, sql, &args, limit).await,
+            (Reading::Postgres(pool), _) => read::sqlx_rows(pool, sql, &args, limit).await,
         }
     }
 
@@ -260,7 +263,7 @@ impl Database {
             return group.write(work).await;
         }
         let mut tx = self.begin_write().await?;
-        let value = work(&mut tx).await?;
+        let value = work(Tx::Sqlx(&mut tx)).await?;
         tx.commit().await?;
         Ok(value)
     }

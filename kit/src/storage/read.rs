@@ -7,7 +7,7 @@
 use rusqlite::types::FromSql;
 use sqlx::{any::AnyRow, Any, Row};
 
-use super::readers::sqlite_error;
+use super::errors::sqlite_error;
 
 /// A value bound to a read statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +184,36 @@ pub(crate) fn sqlite_rows<T: FromColumns>(
     args: &[Arg],
     limit: Option<usize>,
 ) -> Result<Vec<T>, sqlx::Error> {
+    let mut statement = sqlite_statement(conn, sql, args)?;
+    let mut rows = statement.raw_query();
+    let mut values = Vec::new();
+    while limit.is_none_or(|limit| values.len() < limit) {
+        match rows.next().map_err(sqlite_error)? {
+            Some(row) => values.push(T::from_columns(row)?),
+            None => break,
+        }
+    }
+    Ok(values)
+}
+
+/// Runs the statement `sql` on a SQLite connection; returns the rows it changed.
+pub(crate) fn sqlite_execute(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg],
+) -> Result<u64, sqlx::Error> {
+    let changed = sqlite_statement(conn, sql, args)?
+        .raw_execute()
+        .map_err(sqlite_error)?;
+    Ok(changed as u64)
+}
+
+/// `sql` prepared (from the connection's cache) with `args` bound.
+fn sqlite_statement<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[Arg],
+) -> Result<rusqlite::CachedStatement<'c>, sqlx::Error> {
     let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
     for index in 1..=statement.parameter_count() {
         // `$N` binds the N-th argument wherever it appears, as sqlx reads it.
@@ -206,19 +236,11 @@ pub(crate) fn sqlite_rows<T: FromColumns>(
         }
         .map_err(sqlite_error)?;
     }
-    let mut rows = statement.raw_query();
-    let mut values = Vec::new();
-    while limit.is_none_or(|limit| values.len() < limit) {
-        match rows.next().map_err(sqlite_error)? {
-            Some(row) => values.push(T::from_columns(row)?),
-            None => break,
-        }
-    }
-    Ok(values)
+    Ok(statement)
 }
 
-/// Runs `sql` on PostgreSQL through `executor`: up to `limit` rows (all with `None`).
-pub(crate) async fn postgres_rows<'e, T: FromColumns>(
+/// Runs `sql` on sqlx through `executor` (PostgreSQL, or a SQLite transaction of sqlx): up to `limit` rows (all with `None`).
+pub(crate) async fn sqlx_rows<'e, T: FromColumns>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     sql: &str,
     args: &[Arg],

@@ -6,7 +6,7 @@
 //! page takes SQLite a few microseconds, less than the hand-off, so [`Readers::run`] runs it on
 //! the task that asked; a statement that may scan many rows (a COUNT) goes to Tokio's blocking
 //! pool instead ([`Readers::run_blocking`]), so no worker thread is held for long. WAL lets
-//! these connections read beside the writer; writes stay on sqlx ([`super::group_commit`]).
+//! these connections read beside the writer ([`super::group_commit`]).
 
 use std::{
     path::Path,
@@ -15,6 +15,8 @@ use std::{
 };
 
 use rusqlite::{Connection, OpenFlags};
+
+use super::errors::sqlite_error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Prepared statements each connection keeps (the services' reads are a few dozen shapes).
@@ -149,20 +151,6 @@ impl Drop for GiveBack<'_> {
     }
 }
 
-/// A rusqlite error as the sqlx error the services already map: a lock held past the timeout
-/// is an I/O error (UNAVAILABLE, [`super::errors::is_busy`]), anything else a protocol error
-/// (INTERNAL, its text in the log only).
-pub fn sqlite_error(err: rusqlite::Error) -> sqlx::Error {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    match err.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::WouldBlock,
-            format!("SQLite read: {err}"),
-        )),
-        _ => sqlx::Error::Protocol(format!("SQLite read: {err}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,8 +223,10 @@ mod tests {
             })
             .await
             .expect_err("read-only");
-        assert!(matches!(err, sqlx::Error::Protocol(_)), "{err:?}");
+        // SQLITE_READONLY: neither retryable nor the caller's conflict.
+        assert!(matches!(err, sqlx::Error::Database(_)), "{err:?}");
         assert!(!crate::storage::errors::is_busy(&err));
+        assert!(!crate::storage::errors::is_full(&err));
         // The connection came back after the failed statement.
         assert_eq!(readers.usage(), (1, 1));
     }
