@@ -675,8 +675,7 @@ impl Db {
     /// cannot deadlock; one more stores them. On SQLite the write joins the next group commit
     /// ([`Database::write`]): a login's two counter updates and its refresh token would
     /// otherwise cost three fsyncs of their own, next to the password hash. (Two statements
-    /// rather than two per counter: each is a round trip to SQLite's thread, measured as most
-    /// of what a login costs beside its hash.)
+    /// rather than two per counter: on PostgreSQL each is a round trip to the server.)
     pub async fn update_throttle_counters<T>(
         &self,
         keys: Vec<(Scope, String)>,

@@ -7,12 +7,13 @@
 //! SQLite through rusqlite ([`readers`]), without sqlx's thread per connection; so do the
 //! statements of the hot writes ([`tx`], [`group_commit`]).
 //!
-//! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): one writer connection
-//! serialises this process's writes, and every writing transaction starts with `BEGIN
-//! IMMEDIATE`, so a transaction never has to upgrade a read lock (the case where SQLite answers
-//! "database is locked" without waiting). Writes that arrive together share one transaction and
-//! one fsync ([`Database::write`], [`group_commit`]). Another process writing at the same
-//! time (the admin subcommands) is waited for up to the busy timeout.
+//! **SQLite** (WAL, `synchronous=FULL`, foreign keys, a busy timeout): this process writes
+//! one transaction at a time (the group writer and sqlx's one writer connection take turns), and
+//! every writing transaction starts with `BEGIN IMMEDIATE`, so a transaction never has to
+//! upgrade a read lock (the case where SQLite answers "database is locked" without waiting).
+//! Writes that arrive together share one transaction and one fsync ([`Database::write`],
+//! [`group_commit`]). Another process writing at the same time (the admin subcommands) is waited
+//! for up to the busy timeout.
 //!
 //! **PostgreSQL**: one pool of [`POSTGRES_CONNECTIONS`] per process, READ COMMITTED
 //! transactions. No process is the single writer, so a read-modify-write locks what it read:
