@@ -153,7 +153,7 @@ mod tests {
             .expect("insert");
         let unique = sqlite_error(
             conn.execute("INSERT INTO t (u) VALUES ('a')", [])
-                .unwrap_err(),
+                .expect_err("a second row with the same unique value"),
         );
         assert!(is_unique_violation(&unique), "{unique}");
         assert!(!is_busy(&unique) && !is_full(&unique), "{unique}");
