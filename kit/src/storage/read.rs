@@ -2,14 +2,15 @@
 //! order they appear), its arguments, and one function from a row to a value
 //! ([`FromColumns`]), whichever driver returned the row: rusqlite on SQLite's readers
 //! ([`super::readers`]), sqlx's `Any` driver on PostgreSQL. [`crate::storage::Database::fetch_all`]
-//! and its siblings pick the driver.
+//! and its siblings pick the driver. A write's statements are made of the same parts
+//! ([`super::tx`]).
 
 use rusqlite::types::FromSql;
 use sqlx::{any::AnyRow, Any, Row};
 
 use super::errors::sqlite_error;
 
-/// A value bound to a read statement.
+/// A value bound to a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     /// TEXT.
