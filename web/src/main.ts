@@ -361,13 +361,19 @@ async function main(): Promise<void> {
     event.preventDefault();
     act(button("change-password"), "auth-service", async () => {
       const newPassword = input("new-password").value;
+      // Read before the call: a renewal racing the change is refused (the change ended this
+      // session too), and that shows the page signed out meanwhile.
+      const username = $("whoami").textContent ?? "";
       await session.users.changePassword({
         currentPassword: input("current-password").value,
         newPassword,
       });
-      // The change ended every session, this one too: sign in again with the new password.
+      // The change ended every session, this one too: sign in again with the new password,
+      // and show the signed-in page again (whatever a refused renewal showed meanwhile).
       session.forget();
-      await session.login($("whoami").textContent ?? "", newPassword);
+      await session.login(username, newPassword);
+      await enter(session);
+      clearMessages();
       $<HTMLFormElement>("password-form").reset();
       say("Password changed. Every other session was signed out.");
     });

@@ -117,7 +117,10 @@ export class Session {
         this.hold(answer.accessToken, answer.refreshToken, answer.expiresIn);
         return true;
       } catch (error) {
-        if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+        // Ended only if the refused token is still the one held: a login that finished while
+        // this exchange was on its way (after a password change) holds new tokens to keep.
+        const held = sessionStorage.getItem(REFRESH_TOKEN_KEY) === refreshToken;
+        if (error instanceof ConnectError && error.code === Code.Unauthenticated && held) {
           this.forget();
           this.onEnded();
         }
