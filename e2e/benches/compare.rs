@@ -11,10 +11,12 @@
 //! hdrhistogram per figure) and prints calls/s, p50, p99 and the ratio each target is stated in:
 //! to the echo (taken in turns with the figure, the echo server kept running: this VM's speed
 //! drifts within seconds), deep page to first page, CreateBook at 64 in flight to 1, Login to
-//! the raw argon2id rate of the cores, GetBook p99 during a login storm to unloaded; then each
-//! service's peak RSS (auth-service's after 64 logins at once), and what the per-call log line
-//! costs (GetBook and Health/Check on two more book-services alike but for `RUST_LOG=warn`, in
-//! turns). The services run as users run them (`RUST_LOG` unset: `info`).
+//! the raw argon2id rate of the cores, GetBook p99 during a login storm to unloaded; GetBook and
+//! ListBooks(50) once more on a bare tonic server that answers with book-service's own answers
+//! and does nothing else (`the same on tonic alone`: how far any implementation could go, on
+//! the SQLite run); then each service's peak RSS (auth-service's after 64 logins at once), and
+//! what the per-call log line costs (GetBook and Health/Check on two more book-services alike
+//! but for `RUST_LOG=warn`, in turns). The services run as users run them (`RUST_LOG` unset: `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--in-flight N` (calls
@@ -38,13 +40,17 @@ use std::{
 use bookstore_contract::proto::{
     auth::{auth_service_client::AuthServiceClient, LoginRequest, RegisterRequest},
     book::{
-        book_service_client::BookServiceClient, Book, CreateBookRequest, GetBookRequest,
-        ListBooksRequest,
+        book_service_client::BookServiceClient,
+        book_service_server::{BookService, BookServiceServer},
+        Book, CreateBookRequest, CreateBookResponse, DeleteBookRequest, DeleteBookResponse,
+        GetBookRequest, GetBookResponse, ListBooksRequest, ListBooksResponse, UpdateBookRequest,
+        UpdateBookResponse,
     },
 };
 use bookstore_testkit::{any_port_number, bearer, database, PASSWORD};
 use hdrhistogram::Histogram;
-use tonic::transport::Channel;
+use prost::Message;
+use tonic::{transport::Channel, Request, Response, Status};
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
@@ -367,8 +373,16 @@ fn raw_argon2(hashes: usize) -> Figure {
     }
 }
 
-/// Starts both services on `auth_db` and `book_db`, measures them, stops them.
-async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, options: &Options) {
+/// Starts both services on `auth_db` and `book_db`, measures them, stops them; with `bare`, also
+/// GetBook and ListBooks on the bare server ([`Bare`]) with the answers book-service gave.
+async fn services(
+    backend: &str,
+    auth_db: &str,
+    book_db: &str,
+    echo: &Echo<'_>,
+    options: &Options,
+    bare: bool,
+) {
     println!("\n-- the services on {backend}");
     let (auth_port, book_port) = (any_port_number(), any_port_number());
     let auth_addr = SocketAddr::from(([127, 0, 0, 1], auth_port));
@@ -612,6 +626,61 @@ async fn services(backend: &str, auth_db: &str, book_db: &str, echo: &Echo<'_>, 
         Some(("x echo", ratio)),
     );
 
+    if bare {
+        // The same calls and answers on tonic alone: how much of the gap to the echo is ours.
+        let mut books = BookServiceClient::new(book_channels[0].clone());
+        let answers = Bare {
+            get: books
+                .get_book(bearer(GetBookRequest { id: id.clone() }, &token))
+                .await
+                .expect("get")
+                .into_inner(),
+            list: books
+                .list_books(bearer(
+                    ListBooksRequest {
+                        page_size: 50,
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .expect("list")
+                .into_inner(),
+        };
+        let file = logs.path().join("bare-answers");
+        std::fs::write(&file, answers.encode()).expect("write the answers");
+        let addr = SocketAddr::from(([127, 0, 0, 1], any_port_number()));
+        let _bare = Process(
+            options
+                .command(&std::env::current_exe().expect("this executable"))
+                .args(["--bare-book-server", &addr.to_string()])
+                .arg(&file)
+                .spawn()
+                .expect("start the bare book server"),
+        );
+        let bare_channels = channels(addr, options.connections).await;
+        let (bare_get, beside) = echo
+            .beside(options.calls(100_000), |calls| {
+                get(bare_channels.clone(), calls)
+            })
+            .await;
+        report(
+            &format!("  the same on tonic alone (c={c})"),
+            &bare_get,
+            Some(("x echo", bare_get.per_second() / beside.per_second())),
+        );
+        let (bare_list, beside) = echo
+            .beside(options.calls(5_000), |calls| {
+                drive(&bare_channels, calls, 16, list(String::new()))
+            })
+            .await;
+        report(
+            "  ListBooks(50) on tonic alone (c=16)",
+            &bare_list,
+            Some(("x echo", bare_list.per_second() / beside.per_second())),
+        );
+    }
+
     let logins_at = |in_flight: usize, total: usize| {
         drive(
             &auth_channels,
@@ -794,14 +863,109 @@ async fn serve_echo(addr: SocketAddr) {
         .expect("echo server");
 }
 
+/// BookService on the bare server, answering GetBook and ListBooks with fixed answers (the ones
+/// book-service gave): no token check, no database, no log line. What the same calls cost on
+/// tonic alone, the most any implementation of them could reach in the same placement.
+#[derive(Clone)]
+struct Bare {
+    get: GetBookResponse,
+    list: ListBooksResponse,
+}
+
+impl Bare {
+    /// The two answers, each length-delimited, in one file.
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.get.encode_length_delimited_to_vec();
+        bytes.extend(self.list.encode_length_delimited_to_vec());
+        bytes
+    }
+
+    fn decode(mut bytes: &[u8]) -> Bare {
+        Bare {
+            get: GetBookResponse::decode_length_delimited(&mut bytes).expect("GetBookResponse"),
+            list: ListBooksResponse::decode_length_delimited(&mut bytes)
+                .expect("ListBooksResponse"),
+        }
+    }
+}
+
+fn unimplemented<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(
+        "the bare server answers GetBook and ListBooks only",
+    ))
+}
+
+#[tonic::async_trait]
+impl BookService for Bare {
+    async fn get_book(
+        &self,
+        _: Request<GetBookRequest>,
+    ) -> Result<Response<GetBookResponse>, Status> {
+        Ok(Response::new(self.get.clone()))
+    }
+
+    async fn list_books(
+        &self,
+        _: Request<ListBooksRequest>,
+    ) -> Result<Response<ListBooksResponse>, Status> {
+        Ok(Response::new(self.list.clone()))
+    }
+
+    async fn create_book(
+        &self,
+        _: Request<CreateBookRequest>,
+    ) -> Result<Response<CreateBookResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn update_book(
+        &self,
+        _: Request<UpdateBookRequest>,
+    ) -> Result<Response<UpdateBookResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn delete_book(
+        &self,
+        _: Request<DeleteBookRequest>,
+    ) -> Result<Response<DeleteBookResponse>, Status> {
+        unimplemented()
+    }
+}
+
+/// The bare server with [`Bare`] beside grpc.health.v1 (which tells the bench it is up).
+async fn serve_bare_books(addr: SocketAddr, bare: Bare) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    bookstore_kit::server::limits()
+        .add_service(health)
+        .add_service(BookServiceServer::new(bare))
+        .serve(addr)
+        .await
+        .expect("bare book server");
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--echo-server") {
-        let addr = args.next().expect("address").parse().expect("address");
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(serve_echo(addr));
-        return;
+    match args.next().as_deref() {
+        Some("--echo-server") => {
+            let addr = args.next().expect("address").parse().expect("address");
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(serve_echo(addr));
+            return;
+        }
+        Some("--bare-book-server") => {
+            let addr = args.next().expect("address").parse().expect("address");
+            let answers = std::fs::read(args.next().expect("answers file")).expect("answers");
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(serve_bare_books(addr, Bare::decode(&answers)));
+            return;
+        }
+        _ => {}
     }
     let options = Options::parse();
     if options.pin {
@@ -862,6 +1026,7 @@ async fn run(options: Options) {
         &sqlite("books.db"),
         &echo,
         &options,
+        true,
     )
     .await;
     if let Some(server) = database::postgres() {
@@ -873,6 +1038,6 @@ async fn run(options: Options) {
             database::with_database(&server, &auth_db),
             database::with_database(&server, &book_db),
         );
-        services("PostgreSQL", &auth_db, &book_db, &echo, &options).await;
+        services("PostgreSQL", &auth_db, &book_db, &echo, &options, false).await;
     }
 }
