@@ -16,7 +16,8 @@
 //! and does nothing else (`the same on tonic alone`: how far any implementation could go, on
 //! the SQLite run); then each service's peak RSS (auth-service's after 64 logins at once), and
 //! what the per-call log line costs (GetBook and Health/Check on two more book-services alike
-//! but for `RUST_LOG=warn`, in turns). The services run as users run them (`RUST_LOG` unset: `info`).
+//! but for `RUST_LOG=warn`, in turns). The services run as users run them (`RUST_LOG` unset:
+//! `info`).
 //!
 //! Options: `--quick` (a tenth of the calls: CI runs it so, to prove it runs; it asserts no
 //! speed), `--connections N` (HTTP/2 connections per target, default 1), `--in-flight N` (calls
@@ -880,6 +881,7 @@ impl Bare {
         bytes
     }
 
+    /// What [`Bare::encode`] wrote.
     fn decode(mut bytes: &[u8]) -> Bare {
         Bare {
             get: GetBookResponse::decode_length_delimited(&mut bytes).expect("GetBookResponse"),
@@ -889,6 +891,7 @@ impl Bare {
     }
 }
 
+/// The answer to the calls [`Bare`] does not measure.
 fn unimplemented<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented(
         "the bare server answers GetBook and ListBooks only",
