@@ -216,15 +216,17 @@ struct Echo<'a> {
 }
 
 impl Echo<'_> {
-    /// `figure` (`total` calls, a `turn(calls)` at a time) [`in_turns`] with the echo's: (the
-    /// figure, the echo's rate beside it).
-    async fn beside<Fut>(&self, total: usize, turn: impl Fn(usize) -> Fut) -> (Figure, Figure)
+    /// `figure` (`total` calls, a `turn(calls)` at a time) measured [`in_turns`] with the
+    /// echo's, reported as `label` with its ratio to the echo's rate beside it; returns it.
+    async fn beside<Fut>(&self, label: &str, total: usize, turn: impl Fn(usize) -> Fut) -> Figure
     where
         Fut: Future<Output = Figure>,
     {
         let echo = |calls| health_checks(self.channels, calls, self.in_flight);
         let (echo, figure) = in_turns(self.calls, echo, total, turn).await;
-        (figure, echo)
+        let ratio = figure.per_second() / echo.per_second();
+        report(label, &figure, Some(("x echo", ratio)));
+        figure
     }
 }
 
@@ -477,17 +479,12 @@ async fn services(
     let token = Arc::new(token.access_token);
 
     let c = options.in_flight;
-    let (health, beside) = echo
-        .beside(options.calls(100_000), |calls| {
-            health_checks(&book_channels, calls, c)
-        })
-        .await;
-    let ratio = health.per_second() / beside.per_second();
-    report(
+    echo.beside(
         &format!("Health/Check on book-service (c={c})"),
-        &health,
-        Some(("x echo", ratio)),
-    );
+        options.calls(100_000),
+        |calls| health_checks(&book_channels, calls, c),
+    )
+    .await;
 
     // CreateBook at 1, 8 and 64 in flight: how much group commit shares each fsync.
     let create = |in_flight: usize, total: usize| {
@@ -572,16 +569,12 @@ async fn services(
             break;
         }
     }
-    let (first, beside) = echo
-        .beside(options.calls(5_000), |calls| {
-            drive(&book_channels, calls, 16, list(String::new()))
-        })
-        .await;
-    report(
+    echo.beside(
         "ListBooks(50), first page (c=16)",
-        &first,
-        Some(("x echo", first.per_second() / beside.per_second())),
-    );
+        options.calls(5_000),
+        |calls| drive(&book_channels, calls, 16, list(String::new())),
+    )
+    .await;
     if !deep.is_empty() {
         // Page 99 against page 1, in turns too.
         let calls = options.calls(5_000);
@@ -615,17 +608,13 @@ async fn services(
             .await
         }
     };
-    let (unloaded, beside) = echo
-        .beside(options.calls(100_000), |calls| {
-            get(book_channels.clone(), calls)
-        })
+    let unloaded = echo
+        .beside(
+            &format!("GetBook, reused token (c={c})"),
+            options.calls(100_000),
+            |calls| get(book_channels.clone(), calls),
+        )
         .await;
-    let ratio = unloaded.per_second() / beside.per_second();
-    report(
-        &format!("GetBook, reused token (c={c})"),
-        &unloaded,
-        Some(("x echo", ratio)),
-    );
 
     if bare {
         // The same calls and answers on tonic alone: how much of the gap to the echo is ours.
@@ -660,26 +649,18 @@ async fn services(
                 .expect("start the bare book server"),
         );
         let bare_channels = channels(addr, options.connections).await;
-        let (bare_get, beside) = echo
-            .beside(options.calls(100_000), |calls| {
-                get(bare_channels.clone(), calls)
-            })
-            .await;
-        report(
+        echo.beside(
             &format!("  the same on tonic alone (c={c})"),
-            &bare_get,
-            Some(("x echo", bare_get.per_second() / beside.per_second())),
-        );
-        let (bare_list, beside) = echo
-            .beside(options.calls(5_000), |calls| {
-                drive(&bare_channels, calls, 16, list(String::new()))
-            })
-            .await;
-        report(
+            options.calls(100_000),
+            |calls| get(bare_channels.clone(), calls),
+        )
+        .await;
+        echo.beside(
             "  ListBooks(50) on tonic alone (c=16)",
-            &bare_list,
-            Some(("x echo", bare_list.per_second() / beside.per_second())),
-        );
+            options.calls(5_000),
+            |calls| drive(&bare_channels, calls, 16, list(String::new())),
+        )
+        .await;
     }
 
     let logins_at = |in_flight: usize, total: usize| {
