@@ -191,8 +191,9 @@ type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 /// and a 32-way login storm doubled GetBook's p99; at 19 its weight is 15 against a busy
 /// thread's 1,024, and the storm's added tail stays well inside that. The price, measured in
 /// BENCHMARKS.md: while another process keeps the core busy, logins get about 1.5 % of it
-/// (1.1–1.4/s instead of 5/s at nice 10), and a queue of logins waiting past 10 s is refused
+/// (about 1/s instead of 5/s at nice 10), and a queue of logins waiting past 10 s is refused
 /// `LOGIN_THROTTLED`. With a core to spare, hashing runs at full speed whatever its nice value.
+/// (Nice ranks threads within one CPU cgroup; between containers their CPU weights decide.)
 pub const HASHING_NICE: i32 = 19;
 
 impl Default for Hasher {
