@@ -186,10 +186,10 @@ type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 
 /// The nice value of the hashing threads: the lowest priority an ordinary thread can have.
 ///
-/// On a core shared with book-service (two containers on a small host), a thread at nice 10
-/// still took the core for whole scheduler ticks (4 ms at 250 Hz) while book calls waited,
-/// and a 32-way login storm doubled GetBook's p99; at 19 its weight is 15 against a busy
-/// thread's 1,024, and the storm's added tail stays well inside that. The price, measured in
+/// On a core shared with book-service (started side by side, in one CPU cgroup), a thread at
+/// nice 10 still took the core for whole scheduler ticks (4 ms at 250 Hz) while book calls
+/// waited, and a 32-way login storm doubled GetBook's p99; at 19 its weight is 15 against a busy
+/// thread's 1,024, and the storm kept GetBook's p99 within 2× its unloaded p99. The price, in
 /// BENCHMARKS.md: while another process keeps the core busy, logins get about 1.5 % of it
 /// (about 1/s instead of 5/s at nice 10), and a queue of logins waiting past 10 s is refused
 /// `LOGIN_THROTTLED`. With a core to spare, hashing runs at full speed whatever its nice value.

@@ -216,7 +216,7 @@ struct Echo<'a> {
 }
 
 impl Echo<'_> {
-    /// `figure` (`total` calls, a `turn(calls)` at a time) measured [`in_turns`] with the
+    /// A figure of `total` calls, a `turn(calls)` at a time, measured [`in_turns`] with the
     /// echo's, reported as `label` with its ratio to the echo's rate beside it; returns it.
     async fn beside<Fut>(&self, label: &str, total: usize, turn: impl Fn(usize) -> Fut) -> Figure
     where
